@@ -1,0 +1,57 @@
+# Run `make` or `make help` for the list of targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= $(or $(WIREWATCH_DATA_DIR),../shared/datasets)
+BUNDLE ?= exports/terrorism-v1
+# Training and tests never reach a model hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install lint format typecheck test test-unit test-integration data train evaluate clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,broker,dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv with the serving, training, broker and dev extras
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: install ## mypy (strict for stream/)
+	$(VENV)/bin/mypy
+
+test: install lint typecheck ## what CI runs: install, lint, type check, the whole test suite
+	$(PY) -m pytest
+
+test-unit: install ## unit tests only (no broker, no network)
+	$(PY) -m pytest tests/unit
+
+test-integration: install ## integration tests (real broker, real tiny model, ONNX Runtime)
+	$(PY) -m pytest tests/integration
+
+data: install ## prepare data/terrorism/{train,val,test}.jsonl and data/stream.jsonl
+	$(VENV)/bin/wirewatch data prepare --data-dir $(DATA_DIR) --out data
+
+train: install ## train the default bundle into $(BUNDLE) (prepares the data when missing)
+	@[ -f data/terrorism/train.jsonl ] || $(MAKE) data
+	$(VENV)/bin/wirewatch train --data data/terrorism --out $(BUNDLE)
+
+evaluate: install ## evaluate $(BUNDLE) on the test split
+	$(VENV)/bin/wirewatch evaluate --bundle $(BUNDLE) --data data/terrorism/test.jsonl
+
+clean: ## remove caches (keeps .venv, data and exports)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
