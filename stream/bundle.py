@@ -1,0 +1,160 @@
+"""The model bundle: the contract between training and serving.
+
+A bundle is a folder holding ``model.onnx``, ``tokenizer.json``, ``manifest.json``, ``report.md``
+and plots. ``manifest.json`` (the Manifest below) says how to turn an article into model input
+and how to read the output; it records the sha256 of every other file, and loading verifies
+them, so a corrupt or half-copied bundle fails at startup instead of scoring garbage.
+"""
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stream.encoding import Windowing
+from stream.errors import BundleError
+from stream.metrics import Metrics
+from stream.text import PREPROCESSING_VERSION
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION: Literal[1] = 1
+REQUIRED_FILES = ("model.onnx", "tokenizer.json")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class BaseModelInfo(_Strict):
+    name: str
+    sha256: str | None = None
+
+
+class LongText(_Strict):
+    strategy: Literal["chunk_max"] = "chunk_max"
+    stride: int = Field(gt=0)
+    max_windows: int = Field(ge=1)
+
+
+class Calibration(_Strict):
+    """score = sigmoid(logit / temperature + bias), fitted on validation; part of the graph."""
+
+    method: Literal["temperature"] = "temperature"
+    temperature: float = Field(gt=0)
+    bias: float = 0.0
+
+
+class TokenizerInfo(_Strict):
+    file: str = "tokenizer.json"
+    cls_token: str = "[CLS]"
+    sep_token: str = "[SEP]"
+    pad_token: str = "[PAD]"
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    created_at: datetime
+    mode: Literal["classifier"] = "classifier"
+    base_model: BaseModelInfo
+    labels: list[str] = Field(min_length=2, max_length=2)
+    max_length: int = Field(ge=8, le=4096)
+    long_text: LongText
+    preprocessing_version: str
+    tokenizer: TokenizerInfo = TokenizerInfo()
+    threshold: float = Field(ge=0.0, le=1.0)
+    threshold_rule: str
+    inputs: list[str] = ["input_ids", "attention_mask"]
+    output: str = "score"
+    precision: Literal["int8", "fp32"]
+    precision_reason: str
+    calibration: Calibration
+    # metrics[split][system], e.g. metrics["test"]["model"], metrics["stream"]["baseline"].
+    metrics: dict[str, dict[str, Metrics]] = {}
+    extra_metrics: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+    data_files: dict[str, str] = {}
+    files: dict[str, str] = {}
+    packages: dict[str, str] = {}
+
+    @property
+    def windowing(self) -> Windowing:
+        return Windowing(self.max_length, self.long_text.stride, self.long_text.max_windows)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Bundle:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.onnx"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / self.manifest.tokenizer.file
+
+    @property
+    def label(self) -> str:
+        return f"{self.manifest.name}@{self.manifest.version}"
+
+
+def read_manifest(path: Path) -> Manifest:
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: not a model bundle (no {MANIFEST}); train one with `wirewatch train`")
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if isinstance(raw, dict) and raw.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise BundleError(
+            f"{manifest_path}: schema_version {raw.get('schema_version')} is not supported by this "
+            f"wirewatch (supports {SCHEMA_VERSION}); upgrade wirewatch or re-export the bundle"
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BundleError(f"{manifest_path}: invalid manifest at {where}: {err['msg']}") from None
+
+
+def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
+    """Read and verify a bundle; every problem raises BundleError naming the file to fix."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"{path}: no such bundle folder")
+    manifest = read_manifest(path)
+    if manifest.preprocessing_version != PREPROCESSING_VERSION:
+        raise BundleError(
+            f"{path}: bundle uses preprocessing version {manifest.preprocessing_version}, this "
+            f"wirewatch applies version {PREPROCESSING_VERSION}; re-train or use a matching wirewatch"
+        )
+    for required in (*REQUIRED_FILES, manifest.tokenizer.file):
+        if required not in manifest.files:
+            raise BundleError(f"{path}: manifest lists no hash for required file {required}")
+    if verify_hashes:
+        for name, expected in manifest.files.items():
+            file = path / name
+            if not file.is_file():
+                raise BundleError(f"{path}: incomplete bundle, {name} is missing")
+            if sha256_file(file) != expected:
+                raise BundleError(
+                    f"{path}: {name} does not match the sha256 in {MANIFEST}; the bundle is corrupt "
+                    "or was modified, re-export it"
+                )
+    return Bundle(path, manifest)

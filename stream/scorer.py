@@ -1,0 +1,102 @@
+"""Scoring texts with a bundle through ONNX Runtime: the only place a model runs when serving."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from stream.bundle import Bundle
+from stream.encoding import Encoder, max_per_owner
+from stream.errors import BundleError, ConfigError, ScoringError
+
+Providers = Literal["auto", "cpu", "cuda"]
+_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def resolve_providers(choice: Providers) -> list[str]:
+    """CUDA when asked for, or when "auto" and onnxruntime-gpu sees a GPU; CPU otherwise."""
+    available = ort.get_available_providers()
+    if choice == "auto":
+        choice = "cuda" if _PROVIDER_NAMES["cuda"] in available else "cpu"
+    name = _PROVIDER_NAMES[choice]
+    if name not in available:
+        raise ConfigError(
+            f"execution provider {choice!r} is not available in this onnxruntime "
+            f"(has {', '.join(available)}); install onnxruntime-gpu for CUDA"
+        )
+    return [name] if choice == "cpu" else [name, _PROVIDER_NAMES["cpu"]]
+
+
+@dataclass(frozen=True)
+class Scores:
+    scores: npt.NDArray[np.float32]  # one per text
+    windows: int
+    tokens: int
+
+
+class Scorer:
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        providers: Providers = "auto",
+        intra_op_threads: int = 0,
+        batch_size: int = 8,
+    ) -> None:
+        manifest = bundle.manifest
+        self.bundle = bundle
+        self.batch_size = batch_size
+        self.threshold = manifest.threshold
+        self.encoder = Encoder.from_file(
+            bundle.tokenizer_path,
+            manifest.windowing,
+            cls_token=manifest.tokenizer.cls_token,
+            sep_token=manifest.tokenizer.sep_token,
+            pad_token=manifest.tokenizer.pad_token,
+        )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(bundle.model_path), options, providers=resolve_providers(providers)
+            )
+        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:
+            raise BundleError(f"{bundle.model_path}: ONNX Runtime cannot load it ({exc})") from None
+        inputs = sorted(i.name for i in self.session.get_inputs())
+        outputs = [o.name for o in self.session.get_outputs()]
+        if inputs != sorted(manifest.inputs) or manifest.output not in outputs:
+            raise BundleError(
+                f"{bundle.model_path}: graph has inputs {inputs} and outputs {outputs}, the manifest "
+                f"expects inputs {manifest.inputs} and output {manifest.output!r}"
+            )
+        self.providers = self.session.get_providers()
+
+    def score_windows(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        try:
+            (out,) = self.session.run([self.bundle.manifest.output], feeds)
+        except Exception as exc:  # ORT raises its own exception types
+            raise ScoringError(f"ONNX Runtime failed on a batch of shape {input_ids.shape}: {exc}") from exc
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    def score(self, texts: Sequence[str]) -> Scores:
+        """Scores for cleaned texts (see stream.text.article_text); max over each text's windows."""
+        if not texts:
+            return Scores(np.zeros(0, dtype=np.float32), 0, 0)
+        encoded = self.encoder.encode(texts)
+        window_scores = np.empty(len(encoded.windows), dtype=np.float32)
+        for batch in self.encoder.batches(encoded, self.batch_size):
+            window_scores[batch.rows] = self.score_windows(batch.input_ids, batch.attention_mask)
+        return Scores(
+            max_per_owner(window_scores, encoded.owner, encoded.n_texts),
+            windows=len(encoded.windows),
+            tokens=int(encoded.lengths.sum()),
+        )
