@@ -1,0 +1,1 @@
+"""wirewatch training side: data preparation, fine-tuning, evaluation and ONNX export."""

