@@ -1,0 +1,31 @@
+"""Shared fixtures. Tests never download: the hub is switched off before anything imports it."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _datasets_dir() -> Path:
+    return Path(os.environ.get("WIREWATCH_DATA_DIR", ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    path = _datasets_dir()
+    if not (path / "muc34-terrorism" / "muc34.tar.gz").is_file():
+        pytest.fail(f"the shared datasets are missing at {path}; set WIREWATCH_DATA_DIR")
+    return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The folder decides the marker, so `-m unit` and `-m integration` select by folder.
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in ("unit", "integration"):
+            item.add_marker(getattr(pytest.mark, folder))

@@ -1,0 +1,200 @@
+"""Train a tiny BERT on a small real sample, export, validate, quantize, evaluate through ONNX Runtime."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from stream.bundle import load_bundle
+from stream.encoding import Windowing
+from stream.errors import ConfigError, DataError, ExportError
+from training.finetune import TrainConfig
+from training.pipeline import TrainOptions, train_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+WINDOWING = Windowing(max_length=64, stride=48, max_windows=3)
+
+
+def _options(data: Path, out: Path, model: Path, **extra: object) -> TrainOptions:
+    fields: dict[str, object] = {
+        "data": data,
+        "out": out,
+        "base_model": str(model),
+        "windowing": WINDOWING,
+        "train": TrainConfig(epochs=2, batch_size=8, max_steps=6, learning_rate=1e-3),
+    }
+    fields.update(extra)
+    return TrainOptions(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(sample_data: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "tiny-v1"
+    train_bundle(_options(sample_data, out, tiny_model))
+    return out
+
+
+def _wirewatch(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    names = {p.name for p in bundle_dir.iterdir()}
+    assert names == {
+        "model.onnx",
+        "tokenizer.json",
+        "manifest.json",
+        "report.md",
+        "pr_curve.png",
+        "score_hist.png",
+    }
+    assert set(m.files) == names - {"manifest.json"}
+    assert m.precision in ("int8", "fp32")
+    assert m.precision_reason
+    assert {"test", "stream"} <= set(m.metrics)
+    assert {"model", "baseline", "model fp32", "model int8"} <= set(m.metrics["test"])
+    assert m.max_length == 64
+    assert m.long_text.stride == 48
+    assert m.long_text.max_windows == 3
+    assert 0.0 <= m.threshold <= 1.0
+    assert m.threshold_rule == "maximum F1 on validation"
+    assert m.extra_metrics["export_max_abs_diff"] <= 1e-4
+    assert all(len(h) == 64 for h in m.data_files.values())
+    assert len(m.data_files) == 4
+    assert {"torch", "onnxruntime", "transformers"} <= set(m.packages)
+    report = (bundle_dir / "report.md").read_text()
+    assert "| test | baseline |" in report
+    assert "pr_curve.png" in report
+    assert "AG News World" in report
+
+
+def test_onnx_graph_is_the_documented_contract(bundle_dir: Path) -> None:
+    model = onnx.load(str(bundle_dir / "model.onnx"))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    inputs = {i.name: i for i in model.graph.input}
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    for tensor in inputs.values():
+        assert tensor.type.tensor_type.elem_type == onnx.TensorProto.INT64
+        assert [d.dim_param for d in tensor.type.tensor_type.shape.dim] == ["batch_size", "sequence_length"]
+    (output,) = model.graph.output
+    assert output.name == "score"
+    assert output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [d.dim_param for d in output.type.tensor_type.shape.dim] == ["batch_size"]
+
+
+def test_evaluate_cli_reproduces_the_manifest_without_torch(bundle_dir: Path, sample_data: Path) -> None:
+    # Run the real entry point, then report which heavy modules it pulled in.
+    code = (
+        "import sys; from training.cli import main; rc = main(sys.argv[1:]); "
+        "heavy = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules]; "
+        "print('HEAVY=' + ','.join(heavy), file=sys.stderr); sys.exit(rc)"
+    )
+    args = ["evaluate", "--bundle", str(bundle_dir), "--data", str(sample_data / "test.jsonl"), "--json"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "HEAVY="
+    printed = json.loads(result.stdout)
+    expected = load_bundle(bundle_dir).manifest.metrics["test"]["model"]
+    assert printed["labeled"]["confusion"] == expected.confusion.model_dump()
+    assert printed["labeled"]["auroc"] == pytest.approx(expected.auroc)
+    assert printed["labeled"]["auprc"] == pytest.approx(expected.auprc)
+
+
+def test_evaluate_human_output_and_unlabeled_summary(bundle_dir: Path, sample_data: Path) -> None:
+    result = _wirewatch(
+        "evaluate", "--bundle", str(bundle_dir), "--data", str(sample_data.parent / "stream.jsonl")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "AUROC" in result.stdout
+    assert "confusion" in result.stdout
+    assert "unlabeled articles 12" in result.stdout
+
+
+def test_corrupt_bundle_fails_in_one_line(bundle_dir: Path, sample_data: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in bundle_dir.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    with (broken / "model.onnx").open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00\x01\x02")
+    result = _wirewatch("evaluate", "--bundle", str(broken), "--data", str(sample_data / "test.jsonl"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "Traceback" not in result.stderr
+    assert "model.onnx does not match the sha256" in result.stderr
+
+
+def test_existing_output_needs_force(sample_data: Path, tiny_model: Path, bundle_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="already exists; pass --force"):
+        train_bundle(_options(sample_data, bundle_dir, tiny_model))
+
+
+def test_one_class_data_fails_and_leaves_nothing(tmp_path: Path, tiny_model: Path, sample_data: Path) -> None:
+    data = tmp_path / "terrorism"
+    data.mkdir()
+    for name in ("train", "val", "test"):
+        rows = [json.loads(line) for line in (sample_data / f"{name}.jsonl").read_text().splitlines()]
+        keep = rows if name != "train" else [r for r in rows if r["label"] == 0]
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    out = tmp_path / "exports" / "never"
+    with pytest.raises(DataError, match=r"train.jsonl: all articles have label 0"):
+        train_bundle(_options(data, out, tiny_model))
+    assert not out.exists()
+    assert not out.parent.exists() or not list(out.parent.iterdir())  # no temporary folder left
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path: Path, sample_data: Path) -> None:
+    result = _wirewatch("train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "b"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("wirewatch: error:")
+    assert "no such folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _wirewatch(
+        "train",
+        "--data",
+        str(sample_data),
+        "--out",
+        str(tmp_path / "b"),
+        "--base-model",
+        "nobody/no-such-model",
+    )
+    assert result.returncode == 2
+    assert "unknown base model 'nobody/no-such-model'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_export_validation_catches_a_wrong_graph(bundle_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    from stream.encoding import Encoder
+    from training import export
+    from training.model import build_classifier, calibrated, load_base, resolve_base_model
+
+    encoder_model, _ = load_base(resolve_base_model(str(tiny_model)))
+    graph = calibrated(build_classifier(encoder_model), 1.0, 0.0)
+    encoder = Encoder(Tokenizer.from_file(str(bundle_dir / "tokenizer.json")), WINDOWING)
+    batches = list(encoder.batches(encoder.encode(["a bomb exploded in lima", "markets rose"]), 2))
+    export.export_onnx(graph, tmp_path / "ok.onnx", batches[0])
+    assert export.validate_onnx(graph, tmp_path / "ok.onnx", batches) < 1e-5
+    other = calibrated(build_classifier(encoder_model), 0.05, 3.0)  # another head and calibration
+    with pytest.raises(ExportError, match=r"differs from PyTorch by up to \d"):
+        export.validate_onnx(other, tmp_path / "ok.onnx", batches)
+    assert np.isfinite(export.ATOL)

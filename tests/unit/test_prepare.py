@@ -1,0 +1,71 @@
+"""`data prepare` on the real corpora: disjoint splits, AG World unlabeled, attacks rare in the stream."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stream.articles import read_articles
+from stream.text import article_text
+from training.prepare import Prepared, format_composition, prepare, write_prepared
+
+
+@pytest.fixture(scope="module")
+def prepared(datasets_dir: Path) -> Prepared:
+    return prepare(datasets_dir, seed=13)
+
+
+def test_muc_keeps_its_own_splits(prepared: Prepared) -> None:
+    split_of = {"train": {"dev"}, "val": {"tst1", "tst2"}, "test": {"tst3", "tst4"}}
+    for name, articles in prepared.splits.items():
+        muc = [a for a in articles if a.corpus == "muc"]
+        assert {a.split for a in muc} == split_of[name]
+    test_muc = [a for a in prepared.splits["test"] if a.corpus == "muc"]
+    assert len(test_muc) == 200
+    assert sum(a.label for a in test_muc) == 126
+
+
+def test_splits_and_stream_share_no_text_except_the_muc_test_reports(prepared: Prepared) -> None:
+    seen: dict[str, str] = {}
+    for name, articles in [*prepared.splits.items(), ("stream", prepared.stream)]:
+        for a in articles:
+            key = article_text(a.title, a.text)
+            assert key, f"empty text kept: {a.id}"
+            other = seen.setdefault(key, name)
+            if other != name:
+                assert {other, name} == {"test", "stream"}, (a.id, other, name)
+                assert a.corpus == "muc", a.id
+    ids = [a.id for s in prepared.splits.values() for a in s]
+    assert len(ids) == len(set(ids))
+
+
+def test_ag_world_is_never_a_negative_and_only_unlabeled_in_the_stream(prepared: Prepared) -> None:
+    for articles in prepared.splits.values():
+        assert not [a for a in articles if getattr(a, "category", None) == "world"]
+    world = [a for a in prepared.stream if getattr(a, "category", None) == "world"]
+    assert len(world) > 1800
+    assert all(a.label is None for a in world)
+    assert all(a.label is not None for a in prepared.stream if getattr(a, "category", None) != "world")
+
+
+def test_positives_are_muc_relevant_reports_and_rare_in_the_stream(prepared: Prepared) -> None:
+    for articles in [*prepared.splits.values(), prepared.stream]:
+        assert all(a.corpus == "muc" for a in articles if a.label == 1)
+    labeled = [a for a in prepared.stream if a.label is not None]
+    share = sum(a.label for a in labeled) / len(labeled)
+    assert 0.01 <= share <= 0.02
+    corpora_in_stream = Counter(a.corpus for a in prepared.stream)
+    assert set(corpora_in_stream) == {"muc", "ag_news", "bbc", "reuters"}
+
+
+def test_same_seed_same_files_other_seed_other_deal(
+    datasets_dir: Path, prepared: Prepared, tmp_path: Path
+) -> None:
+    again = prepare(datasets_dir, seed=13)
+    assert [a.id for a in again.stream] == [a.id for a in prepared.stream]
+    other = prepare(datasets_dir, seed=14)
+    assert [a.id for a in other.splits["train"]] != [a.id for a in prepared.splits["train"]]
+    paths = write_prepared(prepared, tmp_path)
+    assert set(paths) == {"train", "val", "test", "stream"}
+    assert len(read_articles(paths["stream"])) == len(prepared.stream)
+    assert "attack reports" in format_composition(prepared)
