@@ -10,6 +10,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The broker fixtures (kafka_bootstrap, new_topic) for every test folder that needs them.
+pytest_plugins = ["tests.integration.broker_fixtures"]
+
 
 def _datasets_dir() -> Path:
     return Path(os.environ.get("WIREWATCH_DATA_DIR", ROOT.parent / "shared" / "datasets"))

@@ -59,3 +59,22 @@ def sample_data(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         write_articles(root / "terrorism" / f"{name}.jsonl", _sample(prepared.splits[name], n, rng))
     write_articles(root / "stream.jsonl", _sample(prepared.stream, 48, rng))
     return root / "terrorism"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(sample_data: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real bundle: the tiny BERT fine-tuned for a few steps, exported, validated and quantized."""
+    from stream.encoding import Windowing
+    from training.finetune import TrainConfig
+    from training.pipeline import TrainOptions, train_bundle
+
+    out = tmp_path_factory.mktemp("exports") / "tiny-v1"
+    options = TrainOptions(
+        data=sample_data,
+        out=out,
+        base_model=str(tiny_model),
+        windowing=Windowing(max_length=64, stride=48, max_windows=3),
+        train=TrainConfig(epochs=2, batch_size=8, max_steps=6, learning_rate=1e-3),
+    )
+    train_bundle(options)
+    return out

@@ -32,11 +32,9 @@ def _options(data: Path, out: Path, model: Path, **extra: object) -> TrainOption
     return TrainOptions(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(sample_data: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("exports") / "tiny-v1"
-    train_bundle(_options(sample_data, out, tiny_model))
-    return out
+@pytest.fixture
+def bundle_dir(tiny_bundle: Path) -> Path:
+    return tiny_bundle
 
 
 def _wirewatch(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,16 @@
+# The scorer: the serving install only (confluent-kafka, onnxruntime, tokenizers; no torch).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY stream ./stream
+COPY training ./training
+RUN pip install . && useradd --system --uid 10001 wirewatch
+
+USER wirewatch
+EXPOSE 9308
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9308/healthz')"
+# Settings come from WIREWATCH_* variables (see README, Configuration).
+ENTRYPOINT ["wirewatch", "serve"]

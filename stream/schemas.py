@@ -1,0 +1,121 @@
+"""Message contracts: what the scorer reads and what it publishes.
+
+The JSON Schema files in ``schemas/`` are generated from these models (``make schemas``) and a
+test keeps them in step. Dead letters are the input bytes unchanged, with headers (below).
+"""
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+MAX_ID_LENGTH = 256
+
+DeadLetterReason = Literal[
+    "invalid_json", "invalid_utf8", "schema_violation", "empty_text", "too_large", "scoring_failed"
+]
+ERROR_HEADER = "wirewatch-error"
+DETAIL_HEADER = "wirewatch-error-detail"
+TOPIC_HEADER = "wirewatch-source-topic"
+PARTITION_HEADER = "wirewatch-source-partition"
+OFFSET_HEADER = "wirewatch-source-offset"
+
+
+class ArticleIn(BaseModel):
+    """An article on the input topic. Unknown fields are allowed and ignored."""
+
+    model_config = ConfigDict(extra="allow", title="Article")
+
+    id: StrictStr = Field(
+        min_length=1, max_length=MAX_ID_LENGTH, description="Unique article id; the key of every output"
+    )
+    text: StrictStr = Field(description="Body text; must not be empty")
+    title: StrictStr | None = None
+    source: StrictStr | None = Field(None, description="Publisher or feed the article came from")
+    url: StrictStr | None = None
+    published_at: StrictStr | None = Field(None, description="ISO 8601 date-time")
+    lang: StrictStr | None = None
+
+    @field_validator("published_at")
+    @classmethod
+    def _iso_8601(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("must be an ISO 8601 date-time, e.g. 2004-09-17T14:03:00Z") from None
+        return value
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class SourceRef(BaseModel):
+    """Where the scored input sits in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Score(BaseModel):
+    """One per valid input article, on the scores topic, keyed by the article id."""
+
+    model_config = ConfigDict(title="Score")
+
+    id: str
+    score: float = Field(ge=0.0, le=1.0, description="The bundle's calibrated probability of an anomaly")
+    is_alert: bool
+    threshold: float
+    model: ModelRef
+    scored_at: datetime
+    source: SourceRef
+
+
+class Contribution(BaseModel):
+    """A sentence of the article and how much the score drops without it."""
+
+    sentence: str
+    contribution: float
+
+
+class Alert(Score):
+    """One per article scored at or above the threshold, on the alerts topic.
+
+    ``source`` is the Kafka position, as in every score; the input's own ``source`` (the
+    publisher) is carried as ``publisher``.
+    """
+
+    model_config = ConfigDict(title="Alert")
+
+    title: str | None
+    snippet: str = Field(description="The start of the cleaned text")
+    publisher: str | None
+    url: str | None
+    published_at: str | None
+    explanation: list[Contribution] | None = Field(
+        None, description="The sentences that drove the score, largest contribution first"
+    )
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {"article": ArticleIn, "score": Score, "alert": Alert}
+
+
+def write_schemas(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in SCHEMAS.items():
+        path = folder / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas")):
+        print(path)

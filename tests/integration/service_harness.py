@@ -1,0 +1,190 @@
+"""Helpers to run `wirewatch serve` as a real process against a real broker, and read its outputs."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from stream.articles import read_articles
+
+ROOT = Path(__file__).resolve().parents[2]
+# Tansu holds a group's first join for about half of session.timeout.ms.
+SESSION_TIMEOUT = {"session.timeout.ms": "6000"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Topics:
+    input: str
+    scores: str
+    alerts: str
+    dlq: str
+
+    @classmethod
+    def create(cls, new_topic: Callable[[int], str], partitions: int = 3) -> "Topics":
+        return cls(new_topic(partitions), new_topic(1), new_topic(1), new_topic(1))
+
+
+class ServiceProcess:
+    def __init__(
+        self, bundle: Path, bootstrap: str, topics: Topics, group: str, log_dir: Path, *extra: str
+    ) -> None:
+        self.port = free_port()
+        self.log_path = log_dir / f"serve-{uuid.uuid4().hex[:6]}.log"
+        self.args = [
+            sys.executable, "-m", "training.cli", "serve",
+            "--bundle", str(bundle),
+            "--bootstrap-servers", bootstrap,
+            "--input-topic", topics.input,
+            "--scores-topic", topics.scores,
+            "--alerts-topic", topics.alerts,
+            "--dlq-topic", topics.dlq,
+            "--group-id", group,
+            "--metrics-port", str(self.port),
+            "--metrics-host", "127.0.0.1",
+            "--log-format", "json",
+            "--batch-size", "16",
+            "--max-wait-ms", "50",
+            "--kafka", "session.timeout.ms=6000",
+            *extra,
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "ServiceProcess":
+        handle = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.args, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"service exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"service not ready within {timeout:g} s:\n{self.log()[-3000:]}")
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def run_cli(
+    *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def articles_as_messages(path: Path, copies: int = 1) -> list[tuple[str, bytes]]:
+    """(id, JSON value) for real articles, repeated under fresh ids when more are needed."""
+    base = read_articles(path)
+    out = []
+    for copy in range(copies):
+        for article in base:
+            record = {"id": f"{copy}-{article.id}", "title": article.title, "text": article.text}
+            out.append((record["id"], json.dumps(record).encode()))
+    return out
+
+
+def produce(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]]
+) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    count = 0
+    for key, value, headers in messages:
+        producer.produce(topic, value=value, key=key, headers=headers or None)
+        count += 1
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    return count
+
+
+def consume(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[Message]], bool],
+    timeout: float = 120.0,
+    read_committed: bool = True,
+) -> list[Message]:
+    """Every message of the topic from the start, until done(messages) or the timeout."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+            **SESSION_TIMEOUT,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done(messages):
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=20)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in offsets}
+
+
+def ids_of(messages: list[Message]) -> list[str]:
+    return [json.loads(m.value())["id"] for m in messages]
