@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format typecheck test test-unit test-integration data train evaluate clean
+.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed ## create .venv with the serving, training, broker and dev extras
+
+demo: install ## clone to live alerts: data, bundle (quick one if none), broker, scorer, live view (ARGS=--keep-running)
+	$(VENV)/bin/wirewatch demo --data-dir $(DATA_DIR) $(ARGS)
 
 lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -52,6 +55,18 @@ train: install ## train the default bundle into $(BUNDLE) (prepares the data whe
 
 evaluate: install ## evaluate $(BUNDLE) on the test split
 	$(VENV)/bin/wirewatch evaluate --bundle $(BUNDLE) --data data/terrorism/test.jsonl
+
+schemas: install ## regenerate the message JSON Schema files in schemas/
+	$(PY) -m stream.schemas schemas
+
+broker: install ## run the embedded Kafka-compatible broker on 127.0.0.1:9092 (memory storage)
+	$(VENV)/bin/wirewatch broker
+
+serve: install ## run the scorer on $(BUNDLE) against 127.0.0.1:9092, creating missing topics
+	$(VENV)/bin/wirewatch serve --bundle $(BUNDLE) --create-topics
+
+bench: install ## benchmark: ceiling vs end to end vs naive torch consumer; prints and saves JSON
+	$(PY) bench/run.py --bundle $(BUNDLE) $(ARGS)
 
 clean: ## remove caches (keeps .venv, data and exports)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -44,35 +44,9 @@ def _broker(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from stream.observability import configure_logging
     from stream.service import Service
-    from stream.settings import load_settings, parse_kafka_pairs
+    from stream.settings import from_arguments
 
-    overrides = {
-        field: getattr(args, field)
-        for field in (
-            "bundle",
-            "bootstrap_servers",
-            "input_topic",
-            "scores_topic",
-            "alerts_topic",
-            "dlq_topic",
-            "group_id",
-            "batch_size",
-            "max_wait_ms",
-            "providers",
-            "intra_op_threads",
-            "max_in_flight",
-            "max_message_bytes",
-            "metrics_port",
-            "metrics_host",
-            "log_format",
-            "log_level",
-            "exactly_once",
-            "transactional_id",
-            "create_topics",
-            "explain",
-        )
-    }
-    settings = load_settings(kafka_extra=parse_kafka_pairs(args.kafka or []), **overrides)
+    settings = from_arguments(args)
     configure_logging(settings.log_format, settings.log_level)
     Service(settings).run()
     return 0
@@ -113,11 +87,29 @@ def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from stream.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        data_dir=args.data_dir,
+        data=args.data,
+        bundle=args.bundle,
+        rate=args.rate,
+        limit=args.limit,
+        keep_running=args.keep_running,
+        timeout=args.timeout,
+    )
+    run_demo(options)
+    return 0
+
+
 def _bootstrap_default() -> str:
     return os.environ.get("WIREWATCH_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 
 def _add_serve(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from stream.settings import add_arguments
+
     p = sub.add_parser(
         "serve",
         help="consume articles from Kafka, score them, publish scores, alerts and dead letters",
@@ -128,53 +120,7 @@ def _add_serve(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
             "in Kafka transactions with --exactly-once."
         ),
     )
-    add = p.add_argument
-    add("--bundle", type=Path, help="model bundle folder (WIREWATCH_BUNDLE)")
-    add("--bootstrap-servers", help="Kafka bootstrap servers (default 127.0.0.1:9092)")
-    add("--input-topic", help="topic to read articles from (default articles)")
-    add("--scores-topic", help="topic for every score (default article-scores)")
-    add("--alerts-topic", help="topic for alerts (default article-alerts)")
-    add("--dlq-topic", help="dead-letter topic (default articles-dlq)")
-    add("--group-id", help="consumer group; scorers in one group share the partitions (default wirewatch)")
-    add("--batch-size", type=int, help="articles per micro-batch at most (default 32)")
-    add("--max-wait-ms", type=int, help="close a batch this long after its first article (default 100)")
-    add(
-        "--providers",
-        choices=["auto", "cpu", "cuda"],
-        help="ONNX Runtime execution provider (default auto: CUDA if available)",
-    )
-    add(
-        "--threads",
-        dest="intra_op_threads",
-        type=int,
-        help="ONNX Runtime intra-op threads (default 0: all cores)",
-    )
-    add("--max-in-flight", type=int, help="pause consuming above this many unfinished messages (default 512)")
-    add("--max-message-bytes", type=int, help="larger inputs go to the DLQ as too_large (default 1000000)")
-    add("--metrics-port", type=int, help="port of /metrics, /healthz, /readyz; 0 turns it off (default 9308)")
-    add("--metrics-host", help="address of the metrics server (default 0.0.0.0)")
-    add("--log-format", choices=["json", "console"], help="log format (default console)")
-    add("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
-    add("--exactly-once", action=argparse.BooleanOptionalAction, default=None, help="use Kafka transactions")
-    add("--transactional-id", help="transactional.id for --exactly-once (default <group-id>-<hostname>)")
-    add(
-        "--create-topics",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="create missing topics at startup",
-    )
-    add(
-        "--explain",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="attach the sentences that drove the score to alerts (default on)",
-    )
-    add(
-        "--kafka",
-        action="append",
-        metavar="KEY=VALUE",
-        help="librdkafka setting, repeatable (e.g. security.protocol=SASL_SSL)",
-    )
+    add_arguments(p)
     p.set_defaults(handler=_serve)
 
 
@@ -219,9 +165,41 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.set_defaults(handler=_tail)
 
 
+def _add_demo(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "demo",
+        help="one command from clone to live alerts: data, bundle, broker, scorer, replay, live view",
+        description=(
+            "Prepare the data if needed, use exports/terrorism-v1 (or train a quick bundle), start the "
+            "embedded broker and the scorer, replay the stream at a steady rate with a live view, and "
+            "print a summary. Every process it starts is stopped at the end, on Ctrl-C or on failure."
+        ),
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("WIREWATCH_DATA_DIR", "../shared/datasets")),
+        help="the datasets folder (default: $WIREWATCH_DATA_DIR or ../shared/datasets)",
+    )
+    p.add_argument("--data", type=Path, default=Path("data"), help="prepared data folder (default data)")
+    p.add_argument(
+        "--bundle", type=Path, help="bundle to run (default exports/terrorism-v1, else a quick one)"
+    )
+    p.add_argument("--rate", type=float, default=50.0, help="articles per second to replay (default 50)")
+    p.add_argument("--limit", type=int, default=2000, help="articles of the stream to replay (default 2000)")
+    p.add_argument(
+        "--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)"
+    )
+    p.add_argument(
+        "--keep-running", action="store_true", help="keep the broker and scorer up after the summary"
+    )
+    p.set_defaults(handler=_demo)
+
+
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     _add_serve(sub)
     _add_replay_and_tail(sub)
+    _add_demo(sub)
     p = sub.add_parser(
         "evaluate",
         help="score a labeled JSONL/CSV file through a bundle (ONNX Runtime only) and print metrics",

@@ -99,17 +99,20 @@ class Encoder:
         encodings = self.tokenizer.encode_batch([t[:cap] for t in texts], add_special_tokens=False)
         return [e.ids for e in encodings]
 
-    def windows_of(self, ids: Sequence[int]) -> list[IntArray]:
+    def spans(self, n_tokens: int) -> list[tuple[int, int]]:
+        """Token ranges [start, stop) of the windows over a text of n_tokens tokens."""
         w = self.windowing
         body = w.body_tokens
-        starts = list(range(0, max(len(ids) - body, 0) + 1, w.stride))
-        if starts[-1] + body < len(ids):
+        starts = list(range(0, max(n_tokens - body, 0) + 1, w.stride))
+        if starts[-1] + body < n_tokens:
             starts.append(starts[-1] + w.stride)
-        out = []
-        for start in starts[: w.max_windows]:
-            piece = [self.cls_id, *ids[start : start + body], self.sep_id]
-            out.append(np.asarray(piece, dtype=np.int64))
-        return out
+        return [(start, min(start + body, n_tokens)) for start in starts[: w.max_windows]]
+
+    def windows_of(self, ids: Sequence[int]) -> list[IntArray]:
+        return [
+            np.asarray([self.cls_id, *ids[start:stop], self.sep_id], dtype=np.int64)
+            for start, stop in self.spans(len(ids))
+        ]
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         windows: list[IntArray] = []

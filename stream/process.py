@@ -30,7 +30,7 @@ from stream.text import clean
 from stream.validate import Rejected, Valid, parse
 
 SNIPPET_CHARS = 280
-Explainer = Callable[[str, float], list[Contribution]]
+Explainer = Callable[[str | None, str, str], list[Contribution]]
 
 
 @dataclass
@@ -129,7 +129,7 @@ class BatchProcessor:
         explanation = None
         if self.explainer is not None:
             started = time.perf_counter()
-            explanation = self.explainer(valid.text, value)
+            explanation = self.explainer(article.title, article.text, valid.text)
             result.explain_s += time.perf_counter() - started
         alert = Alert(
             **score.model_dump(),

@@ -3,7 +3,7 @@
 import csv
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ def replay(
     limit: int | None = None,
     kafka: dict[str, str] | None = None,
     progress: bool = True,
+    on_sent: Callable[[bytes | None], None] | None = None,
 ) -> ReplayResult:
     producer = Producer(
         {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **(kafka or {})}
@@ -104,6 +105,8 @@ def replay(
                 break
             pacer.wait()
             _produce(producer, topic, key, value, delivered)
+            if on_sent is not None:
+                on_sent(key)
             sent += 1
             bar.update(1)
             producer.poll(0)

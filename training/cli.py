@@ -32,7 +32,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from stream.encoding import Windowing
-    from training.finetune import TrainConfig
+    from training.finetune import TrainConfig, cpu_has_bf16
     from training.pipeline import TrainOptions, train_bundle
 
     try:
@@ -54,11 +54,13 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             patience=args.patience,
             max_steps=args.max_steps,
+            bf16=cpu_has_bf16() if args.bf16 is None else args.bf16,
         ),
         target_precision=args.target_precision,
         quantize=not args.no_quantize,
         force=args.force,
         threads=args.threads,
+        checkpoint=args.checkpoint or Path("runs") / args.out.name / "checkpoint",
     )
     bundle = train_bundle(options)
     m = bundle.manifest
@@ -159,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quantize", action="store_true", help="ship fp32 without trying int8")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke tests)")
     p.add_argument("--threads", type=int, default=0, help="torch and ONNX Runtime threads (0: all cores)")
+    p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 autocast for training (default: on where the CPU has native bfloat16, 2.6x faster)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="where to keep the fine-tuned PyTorch weights (default runs/<bundle folder name>/checkpoint)",
+    )
     p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     p.set_defaults(handler=_train)
 

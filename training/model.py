@@ -132,3 +132,40 @@ def calibrated(classifier: Any, temperature: float, bias: float) -> Any:
             return torch.sigmoid(logits / self.temperature + self.bias)
 
     return CalibratedScore()
+
+
+CHECKPOINT_WEIGHTS = "classifier.safetensors"
+
+
+def save_checkpoint(classifier: Any, tokenizer: Any, folder: Path, calibration: dict[str, float]) -> None:
+    """The fine-tuned PyTorch model, for re-export and for the torch baseline of the benchmark."""
+    import json
+
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    classifier.encoder.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    state = {k: v.contiguous() for k, v in classifier.state_dict().items()}
+    save_file(state, str(folder / CHECKPOINT_WEIGHTS))
+    (folder / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
+
+
+def load_checkpoint(folder: Path) -> tuple[Any, Any, dict[str, float]]:
+    """(classifier, tokenizer, calibration) saved by save_checkpoint."""
+    import json
+
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    if not (folder / CHECKPOINT_WEIGHTS).is_file():
+        raise ConfigError(
+            f"{folder}: no fine-tuned checkpoint ({CHECKPOINT_WEIGHTS}); train with `wirewatch train`"
+        )
+    config = AutoConfig.from_pretrained(folder)
+    encoder = AutoModel.from_config(config, attn_implementation="eager")  # type: ignore[no-untyped-call]
+    classifier = build_classifier(encoder)
+    classifier.load_state_dict(load_file(str(folder / CHECKPOINT_WEIGHTS)))
+    classifier.eval()
+    calibration = json.loads((folder / "calibration.json").read_text())
+    return classifier, AutoTokenizer.from_pretrained(folder), calibration

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,14 @@ from stream.scorer import Scorer
 from stream.text import PREPROCESSING_VERSION, article_text
 from training import baseline as baseline_mod
 from training import calibrate, export, finetune, report
-from training.model import build_classifier, calibrated, import_torch, load_base, resolve_base_model
+from training.model import (
+    build_classifier,
+    calibrated,
+    import_torch,
+    load_base,
+    resolve_base_model,
+    save_checkpoint,
+)
 
 # int8 ships when it stays this close to fp32 on test F1 and AUROC.
 INT8_TOLERANCE = 0.01
@@ -72,6 +80,7 @@ class TrainOptions:
     quantize: bool = True
     force: bool = False
     threads: int = 0
+    checkpoint: Path | None = None  # where to keep the fine-tuned PyTorch weights
 
 
 @dataclass
@@ -240,10 +249,14 @@ def _build(
         f"kept epoch {history.best_epoch} (best validation AUPRC); fine-tuning took {history.seconds:.0f} s"
     )
 
+    # fp32 here: the calibration goes into the fp32 graph that is exported.
     val_logits = finetune.doc_logits(
         model, encoder, docs["val"], options.train.eval_batch_size, desc="calibration"
     )
     temperature, bias = calibrate.fit_temperature(val_logits, val.labels)
+    if options.checkpoint is not None:
+        save_checkpoint(model, hf_tokenizer, options.checkpoint, {"temperature": temperature, "bias": bias})
+        log_lines.append(f"PyTorch checkpoint: {options.checkpoint}")
     raw_probs = calibrate.apply_temperature(val_logits, 1.0, 0.0)
     cal_probs = calibrate.apply_temperature(val_logits, temperature, bias)
     calibration_notes = (
@@ -281,7 +294,9 @@ def _build(
         calibration=Calibration(temperature=temperature, bias=bias),
     )
 
-    def scorer_for(path: Path) -> Scorer:
+    def scorer_for(path: Path, precision: Literal["int8", "fp32"]) -> Scorer:
+        # The scorer runs int8 one window per call: the manifest must say which this is.
+        manifest.precision = precision
         model_file = tmp / "model.onnx"
         shutil.copyfile(path, model_file)
         manifest.files = {f: sha256_file(tmp / f) for f in ("model.onnx", "tokenizer.json")}
@@ -291,21 +306,22 @@ def _build(
     def evaluate(scorer: Scorer, split: Split) -> Scored:
         return score_articles(scorer, split.articles)
 
-    candidates = {"fp32": fp32_path}
+    candidates: dict[Literal["int8", "fp32"], Path] = {"fp32": fp32_path}
     if options.quantize:
         _log("quantizing to int8 (dynamic, per channel)")
         int8_path = tmp / "model.int8.onnx"
         export.quantize_int8(fp32_path, int8_path)
         candidates["int8"] = int8_path
-    results: dict[str, Candidate] = {}
+    results: dict[Literal["int8", "fp32"], Candidate] = {}
     for precision, path in candidates.items():
-        scorer = scorer_for(path)
+        scorer = scorer_for(path, precision)
         val_scored, test_scored = evaluate(scorer, val), evaluate(scorer, test)
         threshold, rule = _choose_threshold(val.labels, val_scored.scores, options.target_precision)
         test_metrics = at_threshold(test.labels, test_scored.scores, threshold)
         results[precision] = Candidate(precision, path, threshold, rule, test_metrics, test_scored.scores)
     fp32_test = results["fp32"].test
-    chosen, reason = "fp32", "int8 quantization disabled"
+    chosen: Literal["int8", "fp32"] = "fp32"
+    reason = "int8 quantization disabled"
     if "int8" in results:
         int8_test = results["int8"].test
         d_f1 = abs(int8_test.f1 - fp32_test.f1)
@@ -321,9 +337,8 @@ def _build(
     picked = results[chosen]
     manifest.threshold = picked.threshold
     manifest.threshold_rule = picked.rule
-    manifest.precision = "int8" if chosen == "int8" else "fp32"
     manifest.precision_reason = reason
-    scorer = scorer_for(picked.path)
+    scorer = scorer_for(picked.path, chosen)
     for path in candidates.values():
         path.unlink()
 

@@ -86,10 +86,15 @@ def test_every_valid_article_scored_once_alerts_match_malformed_go_to_dlq(
     alerts = consume(kafka_bootstrap, topics.alerts, lambda ms: len(ms) >= len(expected_alerts), timeout=30)
     assert set(ids_of(alerts)) == expected_alerts
     assert len(alerts) == len(expected_alerts)
+    texts = {json.loads(v)["id"]: json.loads(v) for _, v in valid}
     for message in alerts:
         alert = json.loads(message.value())
         assert alert["snippet"]
         assert alert["score"] >= threshold
+        article = texts[alert["id"]]
+        source = " ".join(f"{article.get('title') or ''} {article['text']}".split())
+        assert alert["explanation"], alert["id"]
+        assert all(part["sentence"] in source for part in alert["explanation"])
         assert alert["source"]["topic"] == topics.input
         assert dict(message.headers() or [])["traceparent"] == trace[0][1]
 

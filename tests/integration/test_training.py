@@ -196,3 +196,17 @@ def test_export_validation_catches_a_wrong_graph(bundle_dir: Path, tiny_model: P
     with pytest.raises(ExportError, match=r"differs from PyTorch by up to \d"):
         export.validate_onnx(other, tmp_path / "ok.onnx", batches)
     assert np.isfinite(export.ATOL)
+
+
+def test_scores_do_not_depend_on_the_rest_of_the_batch(bundle_dir: Path, sample_data: Path) -> None:
+    from stream.articles import read_articles
+    from stream.scorer import Scorer
+    from stream.text import article_text
+
+    scorer = Scorer(load_bundle(bundle_dir))
+    texts = [article_text(a.title, a.text) for a in read_articles(sample_data / "test.jsonl")]
+    together = scorer.score(texts).scores
+    alone = np.array([scorer.score([t]).scores[0] for t in texts])
+    reversed_order = scorer.score(texts[::-1]).scores[::-1]
+    assert np.abs(together - alone).max() < 1e-5
+    assert np.abs(together - reversed_order).max() < 1e-5
