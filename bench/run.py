@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import naive  # noqa: E402
-from stream.broker import EmbeddedBroker  # noqa: E402
+from stream.broker import EmbeddedBroker, free_port  # noqa: E402
 from stream.bundle import load_bundle  # noqa: E402
 from stream.explain import Explainer  # noqa: E402
 from stream.process import BatchProcessor  # noqa: E402
@@ -96,14 +96,6 @@ def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
         future.result(timeout=20)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -121,7 +113,7 @@ class Served:
             bootstrap, [self.input, self.scores, f"bench-{tag}-alerts", f"bench-{tag}-dlq"], partitions
         )
         self.bootstrap = bootstrap
-        self.port = _free_port()
+        self.port = free_port()
         command = [
             sys.executable, "-m", "training.cli", "serve", "--bundle", str(bundle),
             "--bootstrap-servers", bootstrap, "--group-id", f"bench-{tag}",

@@ -120,7 +120,8 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -205,7 +206,7 @@ class EmbeddedBroker:
         if port is not None and not 0 < port < 65536:
             raise ConfigError(f"broker port {port} is not between 1 and 65535")
         self.host = host
-        self.port = port if port is not None else _free_port(host)
+        self.port = port if port is not None else free_port(host)
         self.startup_timeout = startup_timeout
         self._auto_port = port is None
         self._process: subprocess.Popen[bytes] | None = None
@@ -262,7 +263,7 @@ class EmbeddedBroker:
         if _port_is_free(self.host, self.port):
             return
         if self._auto_port:
-            self.port = _free_port(self.host)
+            self.port = free_port(self.host)
             return
         raise BrokerError(
             f"port {self.port} on {self.host} is already in use (another Kafka?); choose another port"

@@ -30,7 +30,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stream.broker import EmbeddedBroker
+from stream.broker import EmbeddedBroker, free_port
 from stream.bundle import load_bundle
 from stream.errors import DataError, WirewatchError
 from stream.metrics import at_threshold
@@ -112,18 +112,10 @@ def write_feed(stream: Path, out: Path, limit: int) -> list[dict[str, object]]:
     return records
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def scorer_process(bundle: Path, bootstrap: str, topics: dict[str, str], log: Path) -> Iterator[int]:
     """`wirewatch serve` as a child process; yields its metrics port once it is ready."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "training.cli", "serve", "--bundle", str(bundle),
         "--bootstrap-servers", bootstrap, "--create-topics", "--group-id", f"demo-{uuid.uuid4().hex[:6]}",

@@ -40,9 +40,10 @@ class TrainConfig:
     eval_batch_size: int = 32
     max_steps: int | None = None  # stop early after this many optimizer steps (tests, smoke runs)
     bf16: bool = False  # bfloat16 autocast; see cpu_has_bf16()
-    # Every window of a negative article is negative, so all of them can be trained on; a
-    # positive article only vouches for its best window.
-    all_negative_windows: bool = True
+    # Every window of a negative article is negative, so all of them could be trained on; a
+    # positive article only vouches for its best window. Measured on MUC test: no gain (AUROC
+    # 0.900 vs 0.903) for 1.7x the time, hence off by default.
+    all_negative_windows: bool = False
 
 
 @dataclass

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ from pathlib import Path
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from stream.articles import read_articles
+from stream.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tansu holds a group's first join for about half of session.timeout.ms.
 SESSION_TIMEOUT = {"session.timeout.ms": "6000"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,18 +14,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from stream.broker import EmbeddedBroker
+from stream.broker import EmbeddedBroker, free_port
 from tests.integration.broker_fixtures import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 100
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _gone(pid: int) -> bool:
@@ -79,7 +71,7 @@ def _consume(consumer: Consumer, topic: str, count: int, timeout: float = 60.0) 
 
 
 def test_topics_produce_consume_and_commit() -> None:
-    with EmbeddedBroker(port=_free_port()) as broker:
+    with EmbeddedBroker(port=free_port()) as broker:
         pid = broker.pid
         assert pid is not None
         bootstrap = broker.bootstrap_servers
@@ -114,7 +106,7 @@ def _read_lines(stream: "subprocess.IO[str]", lines: "queue.Queue[str]") -> None
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the broker's PID through /proc")
 def test_cli_broker_serves_until_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "training.cli", "broker", "--port", str(port)]
     cli = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -145,3 +137,10 @@ def test_cli_broker_serves_until_sigterm() -> None:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def test_a_busy_port_is_refused_with_a_clear_error() -> None:
+    from stream.errors import BrokerError
+
+    with EmbeddedBroker() as first, pytest.raises(BrokerError, match="already in use"):
+        EmbeddedBroker(port=first.port).start()

@@ -1,0 +1,119 @@
+"""From a calibrated PyTorch model to the ONNX file a bundle ships: export, validate, quantize, choose.
+
+int8 (dynamic, per channel) ships only when its test F1 and AUROC stay within INT8_TOLERANCE of
+fp32; each candidate gets its own validation threshold, so the comparison is at each one's best.
+"""
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from stream.bundle import MANIFEST, Manifest, load_bundle, sha256_file
+from stream.encoding import Encoder
+from stream.errors import ConfigError
+from stream.evaluate import score_articles
+from stream.metrics import Metrics, at_threshold, best_f1_threshold, precision_threshold
+from stream.scorer import Scorer
+from training import export
+
+Precision = Literal["int8", "fp32"]
+INT8_TOLERANCE = 0.01
+
+
+@dataclass
+class Candidate:
+    """One exported precision, evaluated."""
+
+    precision: Precision
+    path: Path
+    threshold: float
+    rule: str
+    test: Metrics
+    test_scores: npt.NDArray[np.float32]
+
+
+def choose_threshold(
+    labels: npt.NDArray[np.int64], scores: npt.NDArray[np.floating], target: float | None
+) -> tuple[float, str]:
+    if target is None:
+        return best_f1_threshold(labels, scores), "maximum F1 on validation"
+    threshold = precision_threshold(labels, scores, target)
+    if threshold is None:
+        raise ConfigError(f"no threshold reaches precision {target} on validation; lower --target-precision")
+    return threshold, f"lowest threshold reaching precision {target} on validation"
+
+
+def choose_precision(candidates: dict[Precision, Candidate]) -> tuple[Precision, str]:
+    if "int8" not in candidates:
+        return "fp32", "int8 quantization disabled"
+    fp32, int8 = candidates["fp32"].test, candidates["int8"].test
+    d_f1 = abs(int8.f1 - fp32.f1)
+    d_auroc = abs((int8.auroc or 0.0) - (fp32.auroc or 0.0))
+    diffs = f"F1 diff {d_f1:.4f}, AUROC diff {d_auroc:.4f}"
+    if d_f1 <= INT8_TOLERANCE and d_auroc <= INT8_TOLERANCE:
+        return "int8", f"int8 within {INT8_TOLERANCE} of fp32 on test ({diffs})"
+    return "fp32", f"int8 lost too much on test ({diffs}, limit {INT8_TOLERANCE})"
+
+
+class Staging:
+    """The bundle folder being built: each candidate is scored through a real load_bundle."""
+
+    def __init__(self, folder: Path, manifest: Manifest, threads: int) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.threads = threads
+
+    def scorer(self, model: Path, precision: Precision) -> Scorer:
+        self.manifest.precision = precision  # the scorer runs int8 one window per call
+        shutil.copyfile(model, self.folder / "model.onnx")
+        self.manifest.files = {
+            f: sha256_file(self.folder / f) for f in ("model.onnx", self.manifest.tokenizer.file)
+        }
+        (self.folder / MANIFEST).write_text(self.manifest.model_dump_json(indent=2))
+        return Scorer(load_bundle(self.folder), providers="cpu", intra_op_threads=self.threads)
+
+
+def export_candidates(
+    graph: Any,
+    encoder: Encoder,
+    check_texts: list[str],
+    folder: Path,
+    quantize: bool,
+    log: Callable[[str], None],
+) -> tuple[dict[Precision, Path], float, int]:
+    """fp32 (validated against PyTorch) and int8 files; the max difference and windows checked."""
+    log("exporting to ONNX and validating against PyTorch")
+    fp32 = folder / "model.fp32.onnx"
+    check = encoder.encode(check_texts)
+    batches = list(encoder.batches(check, 16))
+    export.export_onnx(graph, fp32, batches[0])
+    max_diff = export.validate_onnx(graph, fp32, batches)
+    files: dict[Precision, Path] = {"fp32": fp32}
+    if quantize:
+        log("quantizing to int8 (dynamic, per channel)")
+        files["int8"] = folder / "model.int8.onnx"
+        export.quantize_int8(fp32, files["int8"])
+    return files, max_diff, len(check.windows)
+
+
+def evaluate_candidates(
+    staging: Staging,
+    files: dict[Precision, Path],
+    val: tuple[list[Any], npt.NDArray[np.int64]],
+    test: tuple[list[Any], npt.NDArray[np.int64]],
+    target_precision: float | None,
+) -> dict[Precision, Candidate]:
+    candidates: dict[Precision, Candidate] = {}
+    for precision, path in files.items():
+        scorer = staging.scorer(path, precision)
+        val_scores = score_articles(scorer, val[0]).scores
+        test_scores = score_articles(scorer, test[0]).scores
+        threshold, rule = choose_threshold(val[1], val_scores, target_precision)
+        metrics = at_threshold(test[1], test_scores, threshold)
+        candidates[precision] = Candidate(precision, path, threshold, rule, metrics, test_scores)
+    return candidates
