@@ -12,14 +12,15 @@ Handler = Callable[[argparse.Namespace], int]
 def _evaluate(args: argparse.Namespace) -> int:
     from stream.articles import read_articles
     from stream.bundle import load_bundle
-    from stream.evaluate import format_evaluation, score_articles, summarize, to_json
+    from stream.evaluate import format_evaluation, scorable, score_articles, summarize, to_json
     from stream.scorer import Scorer
 
     bundle = load_bundle(args.bundle)
-    articles = read_articles(args.data)
+    articles, skipped = scorable(read_articles(args.data))
     scorer = Scorer(bundle, providers=args.providers, intra_op_threads=args.threads)
     scored = score_articles(scorer, articles, progress=not args.json)
     evaluation = summarize(scored, bundle.manifest.threshold, top=args.top)
+    evaluation.skipped_empty = skipped
     if args.json:
         print(to_json(evaluation, bundle=str(bundle.path), model=bundle.label, data=str(args.data)))
     else:

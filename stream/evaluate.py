@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from stream.articles import Article
 from stream.metrics import Metrics, at_threshold
 from stream.scorer import Scorer
-from stream.text import article_text
+from stream.text import article_text, clean
 
 _CHUNK = 256
 
@@ -30,6 +30,7 @@ class TopArticle(BaseModel):
 
 class Evaluation(BaseModel):
     n: int
+    skipped_empty: int = 0  # articles without text, which the scorer dead-letters
     threshold: float
     labeled: Metrics | None
     unlabeled: int
@@ -42,6 +43,12 @@ class Evaluation(BaseModel):
 class Scored:
     articles: list[Article]
     scores: npt.NDArray[np.float32]
+
+
+def scorable(articles: Sequence[Article]) -> tuple[list[Article], int]:
+    """The articles the scorer would score, and how many it would dead-letter as empty_text."""
+    kept = [a for a in articles if clean(a.text)]
+    return kept, len(articles) - len(kept)
 
 
 def score_articles(scorer: Scorer, articles: Sequence[Article], progress: bool = True) -> Scored:
@@ -88,6 +95,10 @@ def _pct(value: float | None) -> str:
 
 def format_evaluation(evaluation: Evaluation, header: str = "") -> str:
     lines = [header] if header else []
+    if evaluation.skipped_empty:
+        lines.append(
+            f"skipped {evaluation.skipped_empty} articles with empty text (the scorer dead-letters them)"
+        )
     m = evaluation.labeled
     if m is not None:
         c = m.confusion

@@ -173,8 +173,11 @@ class Service:
     def step(self) -> None:
         s = self.settings
         wait = self.batcher.time_left()
-        timeout = 0.1 if wait is None else min(0.1, wait)
-        for message in self.source.poll(s.batch_size, timeout):
+        # A due batch that cannot be dispatched (the worker is busy) must not make this loop spin:
+        # it would take a core from the model. Poll with the full timeout then.
+        if wait is None or len(self._inflight) >= MAX_BATCHES_IN_FLIGHT:
+            wait = 0.1
+        for message in self.source.poll(s.batch_size, min(0.1, wait)):
             self.metrics.consumed.inc()
             self.tracker.consumed(message.tp, message.offset)
             self.batcher.add(message)

@@ -6,6 +6,7 @@ on a serving-only install the training commands explain what to install instead 
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bundle-version", default="1.0.0", help="bundle version recorded in the manifest (default 1.0.0)"
     )
-    p.add_argument("--epochs", type=int, default=3, help="maximum epochs (default 3)")
+    p.add_argument("--epochs", type=int, default=4, help="maximum epochs (default 4)")
     p.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
     p.add_argument("--lr", type=float, default=8e-5, help="peak learning rate (default 8e-5)")
     p.add_argument("--max-length", type=int, default=256, help="tokens per window (default 256)")
@@ -149,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--patience",
         type=int,
-        default=1,
-        help="epochs without validation AUPRC gain before stopping (default 1)",
+        default=2,
+        help="epochs without validation AUPRC gain before stopping (default 2)",
     )
     p.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
     p.add_argument(
@@ -179,8 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so that clean-ups run (`serve` installs its own handlers).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.handler(args))
     except WirewatchError as exc:

@@ -29,13 +29,13 @@ Docs = list[list[IntArray]]  # the windows of each document
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 16
     learning_rate: float = 8e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
-    patience: int = 1
+    patience: int = 2
     seed: int = 13
     eval_batch_size: int = 32
     max_steps: int | None = None  # stop early after this many optimizer steps (tests, smoke runs)

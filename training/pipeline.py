@@ -37,7 +37,7 @@ from stream.bundle import (
 )
 from stream.encoding import Encoder, Windowing
 from stream.errors import ConfigError, DataError
-from stream.text import PREPROCESSING_VERSION, article_text
+from stream.text import PREPROCESSING_VERSION, article_text, clean
 from training import calibrate, export, finetune, report, shipping
 from training.assess import Assessment, assess
 from training.baseline import fit_baseline
@@ -95,10 +95,10 @@ def _log(message: str) -> None:
 
 def load_split(path: Path, name: str) -> Split:
     articles = read_articles(path, require_label=True)
-    texts = [article_text(a.title, a.text) for a in articles]
-    empty = [a.id for a, t in zip(articles, texts, strict=True) if not t]
+    empty = [a.id for a in articles if not clean(a.text)]
     if empty:
         raise DataError(f"{path}: {len(empty)} article(s) have no text after cleaning, e.g. id {empty[0]!r}")
+    texts = [article_text(a.title, a.text) for a in articles]
     labels = np.asarray([a.label for a in articles], dtype=np.int64)
     if len(set(labels.tolist())) < 2:
         raise DataError(f"{path}: all articles have label {labels[0]}; {name} needs both classes (0 and 1)")
@@ -141,8 +141,9 @@ def train_bundle(options: TrainOptions) -> Bundle:
     base = resolve_base_model(options.base_model)
     encoder_model, hf_tokenizer = load_base(base)
 
+    for stale in options.out.parent.glob(f".{options.out.name}.tmp-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = options.out.parent / f".{options.out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         build = _Build(options, base, splits, stream_path, tmp, started)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stream.articles import Article, write_articles
 from stream.errors import DataError
-from stream.text import article_text
+from stream.text import article_text, clean
 from training import corpora
 
 MUC_SPLITS = {"dev": "train", "tst1": "val", "tst2": "val", "tst3": "test", "tst4": "test"}
@@ -61,7 +61,7 @@ def _dedupe(articles: list[Article], seen: set[str], dropped: Counter[str]) -> l
     kept = []
     for article in articles:
         key = article_text(article.title, article.text)
-        if not key:
+        if not clean(article.text):  # a title alone is not an article: the scorer dead-letters it
             dropped["empty"] += 1
         elif key in seen:
             dropped["duplicate"] += 1
