@@ -75,6 +75,7 @@ def ceiling(settings: ServeSettings, feed: list[tuple[str, bytes]]) -> dict[str,
         bundle,
         providers=settings.providers,
         intra_op_threads=settings.intra_op_threads,
+        sessions=settings.sessions,
         batch_size=settings.inference_batch_size,
     )
     processor = BatchProcessor(scorer, settings, Explainer(scorer) if settings.explain else None)
@@ -223,16 +224,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"feed: {len(feed)} articles; bundle {bundle.label} ({bundle.manifest.precision})", file=sys.stderr)
 
+    # The ceiling is measured before and after the end-to-end run and the better one kept: these
+    # machines are noisy (about 15% between runs), and a low ceiling would flatter the service.
     print("ceiling ...", file=sys.stderr)
-    top = ceiling(settings, feed)
+    ceilings = [ceiling(settings, feed)]
     no_explain = ceiling(settings.model_copy(update={"explain": False}), feed) if settings.explain else None
 
     with EmbeddedBroker() as broker:
         print("end to end, saturated ...", file=sys.stderr)
         served = Served(broker.bootstrap_servers, args.bundle, args.partitions, args)
         served.wait_ready()
-        e2e = served.run(feed, rate=None, timeout=max(120.0, 3 * len(feed) / top["articles_per_s"]))
+        e2e = served.run(feed, rate=None, timeout=max(120.0, 3 * len(feed) / ceilings[0]["articles_per_s"]))
         rss = served.stop()
+        print("ceiling again ...", file=sys.stderr)
+        ceilings.append(ceiling(settings, feed))
+        top = max(ceilings, key=lambda c: c["articles_per_s"])
         print("end to end, steady rate for latency ...", file=sys.stderr)
         steady_rate = 0.5 * e2e["articles_per_s"]
         served = Served(broker.bootstrap_servers, args.bundle, args.partitions, args)
@@ -241,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         rss = max(rss, served.stop())
         print("naive per-message torch consumer ...", file=sys.stderr)
         checkpoint = args.checkpoint or ROOT / "runs" / args.bundle.name / "checkpoint"
-        naive_rate = naive.measure(
-            broker.bootstrap_servers, checkpoint, bundle.manifest.max_length, feed[: args.naive_limit]
-        )
+        naive_rate = naive.measure(broker.bootstrap_servers, checkpoint, feed[: args.naive_limit])
 
     result = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -256,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             "explain": not args.no_explain,
         },
         "ceiling_articles_per_s": round(top["articles_per_s"], 1),
+        "ceiling_runs_articles_per_s": [round(c["articles_per_s"], 1) for c in ceilings],
         "ceiling_without_explain_articles_per_s": round(no_explain["articles_per_s"], 1)
         if no_explain
         else None,

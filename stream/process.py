@@ -26,7 +26,6 @@ from stream.schemas import (
 )
 from stream.scorer import Scorer
 from stream.settings import ServeSettings
-from stream.text import clean
 from stream.validate import Rejected, Valid, parse
 
 SNIPPET_CHARS = 280
@@ -134,7 +133,7 @@ class BatchProcessor:
         alert = Alert(
             **score.model_dump(),
             title=article.title,
-            snippet=_snippet(clean(article.text)),
+            snippet=_snippet(valid.body),
             publisher=article.source,
             url=article.url,
             published_at=article.published_at,

@@ -99,6 +99,7 @@ class Service:
             bundle,
             providers=s.providers,
             intra_op_threads=s.intra_op_threads,
+            sessions=s.sessions,
             batch_size=s.inference_batch_size,
         )
         explainer = Explainer(scorer) if s.explain else None

@@ -39,7 +39,14 @@ class ServeSettings(BaseSettings):
     providers: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="ONNX Runtime execution provider; auto: CUDA when available"
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads (0: all cores)")
+    sessions: int = Field(
+        0,
+        ge=0,
+        description="ONNX Runtime sessions scoring side by side (0: one per core on CPU, one on CUDA)",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="Threads per ONNX Runtime session (0: cores / sessions)"
+    )
     max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger inputs go to the DLQ as too_large")
     max_in_flight: int = Field(512, ge=1, description="Pause consuming above this many unfinished messages")
     explain: bool = Field(True, description="Attach the sentences that drove the score to each alert")

@@ -57,12 +57,17 @@ _PHONE = re.compile(
 # Everything that is not a word character, whitespace or ordinary punctuation.
 _SPECIAL = re.compile(r"[^\w\s.,;:!?'\"()\[\]%$£€¥&/-]")
 _SPACE = re.compile(r"\s+")
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
 def _mostly_upper(text: str) -> bool:
     sample = text[:400]
-    upper = sum(ch.isupper() for ch in sample)
-    return upper > 0.5 * sum(ch.isalpha() for ch in sample)
+    return sum(map(str.isupper, sample)) > 0.5 * sum(map(str.isalpha, sample))
+
+
+def _control_to_space(match: re.Match[str]) -> str:
+    char = match.group()
+    return " " if unicodedata.category(char)[0] == "C" else char
 
 
 def _strip_prefixes(text: str) -> str:
@@ -86,7 +91,9 @@ def clean(text: str) -> str:
     text = html.unescape(text)
     text = _BROKEN_ENTITY.sub(lambda m: chr(int(m.group(1))), text)
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    # Control and format characters become spaces; only characters outside printable ASCII
+    # need the (slow) category lookup.
+    text = _NOT_PRINTABLE_ASCII.sub(_control_to_space, text)
     text = _strip_prefixes(text)
     text = _TRAILER.sub("", text)
     text = _AGENCY_SUFFIX.sub("", text)
@@ -100,8 +107,11 @@ def clean(text: str) -> str:
 
 def article_text(title: str | None, text: str) -> str:
     """The single string a model sees for an article: cleaned title, then cleaned body."""
-    body = clean(text)
-    head = clean(title) if title else ""
+    return compose(clean(title) if title else "", clean(text))
+
+
+def compose(head: str, body: str) -> str:
+    """Join an already cleaned title and body as article_text does."""
     if not head:
         return body
     if not body:

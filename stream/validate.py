@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from stream.schemas import ArticleIn, DeadLetterReason
-from stream.text import article_text
+from stream.text import clean, compose
 
 
 @dataclass(frozen=True)
 class Valid:
     article: ArticleIn
     text: str  # cleaned title and body: what the model sees
+    body: str  # the cleaned body alone
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def parse(value: bytes | None, max_bytes: int) -> Valid | Rejected:
         return Rejected("schema_violation", _schema_detail(exc))
     if not article.text.strip():
         return Rejected("empty_text", "text is empty")
-    text = article_text(article.title, article.text)
-    if not article_text(None, article.text):
+    body = clean(article.text)
+    if not body:
         return Rejected("empty_text", "text is empty after cleaning (markup or boilerplate only)")
-    return Valid(article, text)
+    return Valid(article, compose(clean(article.title) if article.title else "", body), body)
