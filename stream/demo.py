@@ -191,6 +191,7 @@ def _consume(
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "session.timeout.ms": 6000,
+            "fetch.wait.max.ms": 50,
         }
     )
     consumer.subscribe([topics["scores"], topics["alerts"], topics["dlq"]])
@@ -236,13 +237,17 @@ def _view(tally: Tally, total: int) -> Group:
         )
     alerts = Table(show_header=True, header_style="bold", expand=True, box=None)
     alerts.add_column("score", width=6)
-    alerts.add_column("latest alerts: title, snippet and the sentences that drove the score", ratio=1)
+    alerts.add_column(
+        "latest alerts: title, snippet, and the sentences that drove the score "
+        "(score drop without the sentence, its score alone)",
+        ratio=1,
+    )
     for alert in tally.alerts:
         body = Text()
         body.append(f"{alert.get('title') or alert['id']}\n", style="bold")
         body.append(f"{str(alert.get('snippet', ''))[:160]}\n", style="dim")
         for part in alert.get("explanation") or []:  # type: ignore[attr-defined]
-            body.append(f"  {part['contribution']:+.2f} ", style="red")
+            body.append(f"  {part['contribution']:+.2f} {part.get('alone', 0.0):.2f} ", style="red")
             body.append(f"{part['sentence'][:140]}\n")
         alerts.add_row(f"{alert['score']:.3f}", body)
     return Group(Panel(stats, title="wirewatch demo"), alerts)

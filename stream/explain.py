@@ -1,16 +1,19 @@
-"""Why an article was flagged: leave-one-sentence-out occlusion through the same ONNX session.
+"""Why an article was flagged: sentence occlusion through the same ONNX session.
 
-A sentence's contribution is how much the score drops when it is left out. With chunk_max the
-score is the best window's, so only the sentences overlapping that window are occluded, in that
-window: the cost is one batch of the article's windows plus one window per sentence, paid for
-alerts only. Sentences are reported as the article has them (its own casing and punctuation,
-whitespace collapsed), not in their cleaned form.
+For each sentence: its contribution, how much the score drops when it is left out, and its score
+alone. Leave-one-out alone says little when a report repeats itself (no single sentence is then
+needed), so sentences are ranked by the sum of both, the comprehensiveness and sufficiency of
+rationale evaluation. With chunk_max the score is the best window's, so only the sentences
+overlapping that window are occluded: the cost is one batch of the article's windows plus two
+short windows per sentence, paid for alerts only. Sentences are reported as the article has them
+(its own casing and punctuation, whitespace collapsed), not in their cleaned form.
 """
 
 import re
 
 import numpy as np
 
+from stream.encoding import Encoded
 from stream.schemas import Contribution
 from stream.scorer import Scorer
 from stream.text import clean
@@ -50,8 +53,8 @@ class Explainer:
         if len(spans) == 1:
             return 0, len(text)
         windows = self.encoder.windows_of(encoding.ids)
-        batch = self.encoder.pad(windows, np.arange(len(windows)))
-        start, stop = spans[int(np.argmax(self.scorer.score_windows(batch.input_ids, batch.attention_mask)))]
+        scores = self.scorer.window_scores(Encoded(windows, np.zeros(len(windows), dtype=np.int64), 1))
+        start, stop = spans[int(np.argmax(scores))]
         return encoding.offsets[start][0], encoding.offsets[stop - 1][1]
 
     def __call__(self, title: str | None, text: str, cleaned: str) -> list[Contribution]:
@@ -62,11 +65,19 @@ class Explainer:
         if not inside:
             return []
         window = cleaned[low:high]
-        variants = [
+        without = [
             _SPACES.sub(" ", cleaned[low : max(low, a)] + " " + cleaned[min(high, b) : high]).strip()
             for _, a, b in inside
         ]
-        base, *without = self.scorer.score([window, *variants]).scores
-        drops = float(base) - np.asarray(without)
-        order = np.argsort(-drops, kind="stable")[: self.top]
-        return [Contribution(sentence=inside[i][0], contribution=round(float(drops[i]), 4)) for i in order]
+        alone = [cleaned[max(low, a) : min(high, b)] for _, a, b in inside]
+        scores = self.scorer.score([window, *without, *alone]).scores
+        n = len(inside)
+        drops = float(scores[0]) - scores[1 : n + 1]
+        solo = scores[n + 1 :]
+        order = np.argsort(-(drops + solo), kind="stable")[: self.top]
+        return [
+            Contribution(
+                sentence=inside[i][0], contribution=round(float(drops[i]), 4), alone=round(float(solo[i]), 4)
+            )
+            for i in order
+        ]

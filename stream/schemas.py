@@ -78,10 +78,11 @@ class Score(BaseModel):
 
 
 class Contribution(BaseModel):
-    """A sentence of the article and how much the score drops without it."""
+    """A sentence of the article, how much the score drops without it, and its score alone."""
 
     sentence: str
-    contribution: float
+    contribution: float = Field(description="Score of the article minus its score without this sentence")
+    alone: float = Field(description="Score of this sentence by itself")
 
 
 class Alert(Score):
@@ -99,7 +100,7 @@ class Alert(Score):
     url: str | None
     published_at: str | None
     explanation: list[Contribution] | None = Field(
-        None, description="The sentences that drove the score, largest contribution first"
+        None, description="The sentences that drove the score, ranked by contribution plus score alone"
     )
 
 

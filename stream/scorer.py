@@ -11,7 +11,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from stream.bundle import Bundle
-from stream.encoding import Batch, Encoder, max_per_owner
+from stream.encoding import Batch, Encoded, Encoder, max_per_owner
 from stream.errors import BundleError, ConfigError, ScoringError
 
 Providers = Literal["auto", "cpu", "cuda"]
@@ -126,6 +126,13 @@ class Scorer:
         if not texts:
             return Scores(np.zeros(0, dtype=np.float32), 0, 0)
         encoded = self.encoder.encode(texts)
+        return Scores(
+            max_per_owner(self.window_scores(encoded), encoded.owner, encoded.n_texts),
+            windows=len(encoded.windows),
+            tokens=int(encoded.lengths.sum()),
+        )
+
+    def window_scores(self, encoded: Encoded) -> npt.NDArray[np.float32]:
         window_scores = np.empty(len(encoded.windows), dtype=np.float32)
         batches = list(self.encoder.batches(encoded, self.batch_size))
         if self._pool is None or len(batches) == 1:
@@ -139,8 +146,4 @@ class Scorer:
             ]
             for job in jobs:
                 job.result()
-        return Scores(
-            max_per_owner(window_scores, encoded.owner, encoded.n_texts),
-            windows=len(encoded.windows),
-            tokens=int(encoded.lengths.sum()),
-        )
+        return window_scores

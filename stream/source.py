@@ -30,6 +30,9 @@ def consumer_config(settings: ServeSettings, stats_cb: Callable[[str], None] | N
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "session.timeout.ms": settings.session_timeout_ms,
+        # A fetch waits at most this long for data; librdkafka's 500 ms default shows up as
+        # latency with brokers (Tansu among them) that answer a waiting fetch only at its deadline.
+        "fetch.wait.max.ms": 50,
         "statistics.interval.ms": 5000 if stats_cb else 0,
     }
     if stats_cb:

@@ -25,11 +25,12 @@ def format_alert(record: dict[str, object]) -> str:
         )
     explanation = record.get("explanation")
     if isinstance(explanation, list) and explanation:
-        lines.append("       why:")
+        lines.append("       why (score drop without the sentence / its score alone):")
         for part in explanation:
             if isinstance(part, dict):
                 sentence = textwrap.shorten(str(part.get("sentence", "")), width=110, placeholder="…")
-                lines.append(f"        {float(part.get('contribution', 0.0)):+.3f}  {sentence}")
+                contribution, alone = float(part.get("contribution", 0.0)), float(part.get("alone", 0.0))
+                lines.append(f"        {contribution:+.3f} / {alone:.3f}  {sentence}")
     return "\n".join(lines)
 
 

@@ -31,8 +31,9 @@ def test_explanations_are_sentences_of_the_article_and_add_up(tiny_bundle: Path,
         source = _norm(f"{article.title or ''} {article.text}")
         for part in parts:
             assert part.sentence in source  # the article's own words, as it has them
-        contributions = [p.contribution for p in parts]
-        assert contributions == sorted(contributions, reverse=True)
+        ranks = [p.contribution + p.alone for p in parts]
+        assert ranks == sorted(ranks, reverse=True)
+        assert all(0.0 <= p.alone <= 1.0 for p in parts)
         # The contribution is exactly the drop of the best window's score without the sentence.
         low, high = explain.best_window(cleaned)
         window = cleaned[low:high]

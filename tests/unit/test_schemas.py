@@ -42,7 +42,7 @@ def test_alert_round_trips_and_carries_the_score_fields() -> None:
         publisher="AP",
         url=None,
         published_at=None,
-        explanation=[Contribution(sentence="a bomb exploded", contribution=0.8)],
+        explanation=[Contribution(sentence="a bomb exploded", contribution=0.8, alone=0.9)],
     )
     data = json.loads(alert.model_dump_json())
     assert set(Score.model_fields) <= set(data)
