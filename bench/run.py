@@ -38,10 +38,9 @@ sys.path.insert(0, str(ROOT))
 from bench import naive  # noqa: E402
 from stream.broker import EmbeddedBroker, free_port  # noqa: E402
 from stream.bundle import load_bundle  # noqa: E402
-from stream.explain import Explainer  # noqa: E402
-from stream.process import BatchProcessor  # noqa: E402
+from stream.observability import wait_ready  # noqa: E402
+from stream.process import processor_for  # noqa: E402
 from stream.records import Incoming  # noqa: E402
-from stream.scorer import Scorer  # noqa: E402
 from stream.settings import ServeSettings  # noqa: E402
 
 SESSION = {"session.timeout.ms": "6000"}
@@ -70,15 +69,7 @@ def load_feed(path: Path, limit: int | None) -> list[tuple[str, bytes]]:
 
 def ceiling(settings: ServeSettings, feed: list[tuple[str, bytes]]) -> dict[str, float]:
     """The scoring stage alone, in-process, batch by batch as the service runs it."""
-    bundle = load_bundle(settings.bundle)
-    scorer = Scorer(
-        bundle,
-        providers=settings.providers,
-        intra_op_threads=settings.intra_op_threads,
-        sessions=settings.sessions,
-        batch_size=settings.inference_batch_size,
-    )
-    processor = BatchProcessor(scorer, settings, Explainer(scorer) if settings.explain else None)
+    processor = processor_for(settings)
     records = [Incoming("bench", 0, i, key.encode(), value, [], None) for i, (key, value) in enumerate(feed)]
     processor.process(records[: settings.batch_size])  # warm-up: first-call allocations
     started = time.perf_counter()
@@ -136,21 +127,9 @@ class Served:
         self.reader.subscribe([self.scores])
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            self.reader.poll(0.1)  # join the reader's group meanwhile
-        else:
-            raise RuntimeError("the service did not become ready")
+        if not wait_ready(self.port, self.process, timeout):
+            stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+            raise RuntimeError(f"the service did not become ready: {stderr[-2000:]}")
         while not self.reader.assignment():
             self.reader.poll(0.1)
 

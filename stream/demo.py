@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from stream.broker import EmbeddedBroker, free_port
 from stream.bundle import load_bundle
 from stream.errors import DataError, WirewatchError
 from stream.metrics import at_threshold
+from stream.observability import wait_ready
 from stream.replay import replay
 
 DEFAULT_BUNDLE = Path("exports/terrorism-v1")
@@ -128,21 +128,12 @@ def scorer_process(bundle: Path, bootstrap: str, topics: dict[str, str], log: Pa
     with log.open("ab") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        if not wait_ready(port, process, timeout=120):
             if process.poll() is not None:
                 tail = log.read_text(errors="replace")[-1500:]
                 raise WirewatchError(
                     f"the scorer exited with {process.returncode}; its log ({log}) ends:\n{tail}"
                 )
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            time.sleep(0.3)
-        else:
             raise WirewatchError(f"the scorer was not ready within 120 s; see {log}")
         yield port
     finally:

