@@ -124,7 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
-        "--data", type=Path, required=True, help="folder with train.jsonl, val.jsonl and test.jsonl"
+        "--data",
+        type=Path,
+        required=True,
+        help="folder with train, val and test files (.jsonl, or .csv with text,label columns)",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="bundle folder to create, e.g. exports/terrorism-v1"

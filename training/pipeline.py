@@ -105,6 +105,12 @@ def load_split(path: Path, name: str) -> Split:
     return Split(name, path, articles, texts, labels)
 
 
+def _split_file(folder: Path, name: str) -> Path:
+    """DIR/<name>.jsonl, or DIR/<name>.csv when only that exists."""
+    jsonl, csv = folder / f"{name}.jsonl", folder / f"{name}.csv"
+    return csv if csv.is_file() and not jsonl.is_file() else jsonl
+
+
 def _check_options(options: TrainOptions) -> tuple[Path, Path | None]:
     if not options.data.is_dir():
         raise DataError(f"{options.data}: no such folder; run `wirewatch data prepare` first")
@@ -133,7 +139,7 @@ def _packages() -> dict[str, str]:
 def train_bundle(options: TrainOptions) -> Bundle:
     started = time.monotonic()
     data_dir, stream_path = _check_options(options)
-    splits = {name: load_split(data_dir / f"{name}.jsonl", name) for name in ("train", "val", "test")}
+    splits = {name: load_split(_split_file(data_dir, name), name) for name in ("train", "val", "test")}
     stream_articles = read_articles(stream_path) if stream_path else []
     torch = import_torch()
     if options.threads:

@@ -210,3 +210,19 @@ def test_scores_do_not_depend_on_the_rest_of_the_batch(bundle_dir: Path, sample_
     reversed_order = scorer.score(texts[::-1]).scores[::-1]
     assert np.abs(together - alone).max() < 1e-5
     assert np.abs(together - reversed_order).max() < 1e-5
+
+
+def test_csv_splits_train_too(sample_data: Path, tiny_model: Path, tmp_path: Path) -> None:
+    import csv
+
+    data = tmp_path / "mine"
+    data.mkdir()
+    for name in ("train", "val", "test"):
+        rows = [json.loads(line) for line in (sample_data / f"{name}.jsonl").read_text().splitlines()]
+        with (data / f"{name}.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "title", "text", "label"])
+            writer.writeheader()
+            writer.writerows({k: r.get(k) for k in ("id", "title", "text", "label")} for r in rows)
+    bundle = train_bundle(_options(data, tmp_path / "csv-bundle", tiny_model, quantize=False))
+    assert bundle.manifest.precision == "fp32"
+    assert any(p.endswith("train.csv") for p in bundle.manifest.data_files)
