@@ -1,7 +1,6 @@
 """Train a tiny BERT on a small real sample, export, validate, quantize, evaluate through ONNX Runtime."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from stream.bundle import load_bundle
 from stream.encoding import Windowing
 from stream.errors import ConfigError, DataError, ExportError
+from tests.integration.service_harness import run_cli
 from training.finetune import TrainConfig
 from training.pipeline import TrainOptions, train_bundle
 
@@ -35,18 +35,6 @@ def _options(data: Path, out: Path, model: Path, **extra: object) -> TrainOption
 @pytest.fixture
 def bundle_dir(tiny_bundle: Path) -> Path:
     return tiny_bundle
-
-
-def _wirewatch(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "training.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) -> None:
@@ -116,7 +104,7 @@ def test_evaluate_cli_reproduces_the_manifest_without_torch(bundle_dir: Path, sa
 
 
 def test_evaluate_human_output_and_unlabeled_summary(bundle_dir: Path, sample_data: Path) -> None:
-    result = _wirewatch(
+    result = run_cli(
         "evaluate", "--bundle", str(bundle_dir), "--data", str(sample_data.parent / "stream.jsonl")
     )
     assert result.returncode == 0, result.stderr
@@ -133,7 +121,7 @@ def test_corrupt_bundle_fails_in_one_line(bundle_dir: Path, sample_data: Path, t
     with (broken / "model.onnx").open("r+b") as handle:
         handle.seek(1000)
         handle.write(b"\x00\x01\x02")
-    result = _wirewatch("evaluate", "--bundle", str(broken), "--data", str(sample_data / "test.jsonl"))
+    result = run_cli("evaluate", "--bundle", str(broken), "--data", str(sample_data / "test.jsonl"))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "Traceback" not in result.stderr
@@ -160,12 +148,12 @@ def test_one_class_data_fails_and_leaves_nothing(tmp_path: Path, tiny_model: Pat
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path: Path, sample_data: Path) -> None:
-    result = _wirewatch("train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "b"))
+    result = run_cli("train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "b"))
     assert result.returncode == 2
     assert result.stderr.startswith("wirewatch: error:")
     assert "no such folder" in result.stderr
     assert "Traceback" not in result.stderr
-    result = _wirewatch(
+    result = run_cli(
         "train",
         "--data",
         str(sample_data),
