@@ -3,10 +3,7 @@
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -167,6 +164,8 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _add_demo(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from stream.settings import default_data_dir
+
     p = sub.add_parser(
         "demo",
         help="one command from clone to live alerts: data, bundle, broker, scorer, replay, live view",
@@ -179,7 +178,7 @@ def _add_demo(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("WIREWATCH_DATA_DIR", "../shared/datasets")),
+        default=default_data_dir(),
         help="the datasets folder (default: $WIREWATCH_DATA_DIR or ../shared/datasets)",
     )
     p.add_argument("--data", type=Path, default=Path("data"), help="prepared data folder (default data)")

@@ -9,7 +9,6 @@ module imports nothing from the training side.
 """
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -367,7 +366,3 @@ def _wait_for_ctrl_c(broker: EmbeddedBroker) -> None:
             time.sleep(1)
     except KeyboardInterrupt:
         return
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("WIREWATCH_DATA_DIR", "../shared/datasets"))

@@ -45,9 +45,6 @@ class BatchResult:
     inference_s: float = 0.0
     explain_s: float = 0.0
 
-    def outputs_per_message(self) -> Counter[tuple[str, int, int]]:
-        return Counter((o.origin.topic, o.origin.partition, o.origin.offset) for o in self.outputs)
-
 
 def _snippet(text: str) -> str:
     if len(text) <= SNIPPET_CHARS:

@@ -211,7 +211,10 @@ class Service:
         for output in result.outputs:
             counts[id(output.origin)] = counts.get(id(output.origin), 0) + 1
         for message in batch.messages:
-            self._remaining[id(message)] = (message, counts.get(id(message), 0))
+            if id(message) in counts:
+                self._remaining[id(message)] = (message, counts[id(message)])
+            else:  # not expected (every input gets a score or a dead letter), but never stuck
+                self.tracker.done(message.tp, message.offset)
         self.sink.publish(result.outputs)
 
     def _publish_transaction(self, batch: _Batch, result: BatchResult) -> None:
@@ -252,11 +255,6 @@ class Service:
         if not force and now - self._last_commit < COMMIT_INTERVAL_S:
             return
         self._last_commit = now
-        # Messages without outputs (none: every input gets a score or a dead letter) finish here.
-        for key, (message, left) in list(self._remaining.items()):
-            if left == 0:
-                del self._remaining[key]
-                self.tracker.done(message.tp, message.offset)
         positions = {tp: o for tp, o in self.tracker.committable().items() if tp in self.source.assignment}
         if positions:
             self.source.commit(positions)

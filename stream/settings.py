@@ -7,6 +7,7 @@ settings through (SASL, SSL, tuning): ``WIREWATCH_KAFKA='{"security.protocol": "
 """
 
 import argparse
+import os
 import socket
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -102,6 +103,11 @@ def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -
         raise ConfigError(
             f"invalid setting {field} (--{field.replace('_', '-')} / {env}): {err['msg']}"
         ) from None
+
+
+def default_data_dir() -> Path:
+    """The corpora for `data prepare` and `demo`: $WIREWATCH_DATA_DIR, else ../shared/datasets."""
+    return Path(os.environ.get("WIREWATCH_DATA_DIR", "../shared/datasets"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -82,9 +82,6 @@ class Sink:
         )
         self._txn(lambda: self.producer.commit_transaction(timeout), "commit_transaction")
 
-    def abort(self, timeout: float) -> None:
-        self._txn(lambda: self.producer.abort_transaction(timeout), "abort_transaction")
-
     @staticmethod
     def _txn(call: Callable[[], Any], what: str) -> None:
         try:

@@ -5,17 +5,13 @@ on a serving-only install the training commands explain what to install instead 
 """
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
 
 from stream import cli as stream_cli
 from stream.errors import ConfigError, WirewatchError
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("WIREWATCH_DATA_DIR", "../shared/datasets"))
+from stream.settings import default_data_dir
 
 
 def _prepare(args: argparse.Namespace) -> int:

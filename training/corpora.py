@@ -6,7 +6,6 @@ fields: ``corpus``, ``split`` (the corpus' own split) and ``category`` where the
 """
 
 import csv
-import io
 import re
 import tarfile
 from collections.abc import Iterator
@@ -195,12 +194,3 @@ def load_reuters(data_dir: Path) -> list[Article]:
     for path in files:
         articles.extend(parse_reuters_sgml(path.read_text(encoding="latin-1")))
     return articles
-
-
-def read_member(archive: Path, member: str) -> str:
-    """One file of a tar.gz archive as text (used by tests to build small extracts)."""
-    with _open_tar(archive) as tar:
-        handle = tar.extractfile(member)
-        if handle is None:
-            raise DataError(f"{archive}: no member {member}")
-        return io.TextIOWrapper(handle, encoding="latin-1").read()
