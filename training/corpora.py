@@ -194,3 +194,74 @@ def load_reuters(data_dir: Path) -> list[Article]:
     for path in files:
         articles.extend(parse_reuters_sgml(path.read_text(encoding="latin-1")))
     return articles
+
+
+CURRENT_EVENTS_ARCHIVE = "wikipedia-current-events/current-events-2010-2018.tar.gz"
+# An item ends with its cited outlets in parentheses: "... in Kuwait City. (Al Jazeera), (Reuters)".
+_OUTLETS = re.compile(r"(?:[\s,;]*\(([^()]*)\))+[\s,;]*$")
+_OUTLET = re.compile(r"\(([^()]*)\)")
+_SENTENCE_END = re.compile(r"[.!?\"'”’)\]]$")
+
+
+def split_outlets(line: str) -> tuple[str, list[str]]:
+    """(item text, cited outlets) of one portal line."""
+    found = _OUTLETS.search(line)
+    if found is None:
+        return line.strip(), []
+    return line[: found.start()].strip(), [o.strip() for o in _OUTLET.findall(found.group(0)) if o.strip()]
+
+
+def is_topic_header(line: str) -> bool:
+    """A short line that is not a sentence (a Wikipedia article title) groups the items after it."""
+    text, outlets = split_outlets(line)
+    return len(text) < 120 and not _SENTENCE_END.search(text) and not (outlets and len(text) > 60)
+
+
+def parse_current_events_day(document: dict[str, object], where: str) -> Iterator[Article]:
+    """The news items of one day's YAML document, with section and topic header."""
+    date = str(document.get("Date", ""))
+    payload = document.get("Intelligence_Payload")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) or not isinstance(payload, dict):
+        raise DataError(f"{where}: expected Date (YYYY-MM-DD) and Intelligence_Payload")
+    number = 0
+    for section, lines in payload.items():
+        header: str | None = None
+        for line in lines if isinstance(lines, list) else []:
+            if not isinstance(line, str) or not line.strip():
+                continue
+            if is_topic_header(line):
+                header = line.strip()
+                continue
+            text, outlets = split_outlets(line)
+            number += 1
+            yield Article(
+                id=f"wce:{date}:{number:03d}",
+                title=None,
+                text=text,
+                corpus="wikinews",
+                split=date[:4],
+                date=date,
+                section=str(section),
+                header=header,
+                outlets=outlets,
+            )
+
+
+def load_current_events(data_dir: Path) -> list[Article]:
+    """Wikipedia Portal:Current events 2010-2018, one Article per news item, in date order."""
+    import yaml  # the training extras carry it; the serving install does not need it
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    articles: list[Article] = []
+    with _open_tar(data_dir / CURRENT_EVENTS_ARCHIVE) as tar:
+        for name, payload in _members(tar):
+            if not name.endswith(".yaml"):
+                continue
+            try:
+                document = yaml.load(payload.decode("utf-8"), Loader=loader)
+            except yaml.YAMLError as exc:
+                raise DataError(f"{name}: not valid YAML ({exc})") from None
+            articles.extend(parse_current_events_day(document, name))
+    if not articles:
+        raise DataError(f"{data_dir / CURRENT_EVENTS_ARCHIVE}: no news items found in the archive")
+    return sorted(articles, key=lambda a: a.id)

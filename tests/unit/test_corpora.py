@@ -139,3 +139,35 @@ def test_reuters_full_corpus_has_the_published_modapte_counts(datasets_dir: Path
 def test_missing_archive_says_where_to_point(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="--data-dir"):
         corpora.load_muc(tmp_path)
+
+
+def test_current_events_items_sections_headers_and_outlets(datasets_dir: Path, tmp_path: Path) -> None:
+    _copy_members(
+        datasets_dir / corpora.CURRENT_EVENTS_ARCHIVE,
+        tmp_path / corpora.CURRENT_EVENTS_ARCHIVE,
+        ["2014-03-03.yaml", "2017-03-10.yaml"],
+    )
+    articles = corpora.load_current_events(tmp_path)
+    by_text = {a.text: a for a in articles}
+    assert {a.get("date") for a in articles} == {"2014-03-03", "2017-03-10"}
+    assert {a.split for a in articles} == {"2014", "2017"}
+    gunmen = next(a for a in articles if a.text.startswith("Young men with guns open fire at a local court"))
+    assert gunmen.get("section") == "Armed conflicts and attacks"
+    assert gunmen.get("outlets") == ["Associated Press of Pakistan"]
+    assert not gunmen.text.endswith(")")
+    # Later years list a topic header before its items, in the same list.
+    airstrike = next(a for a in articles if a.text.startswith("A Saudi-led coalition airstrike on a market"))
+    assert airstrike.get("header") == "Yemeni Civil War (2015–present)"
+    assert airstrike.get("outlets") == ["AFP via Daily Mail"]
+    assert "Yemeni Civil War (2015–present)" not in by_text  # a header is not an item
+    ids = [a.id for a in articles]
+    assert len(ids) == len(set(ids))
+    assert all(a.label is None for a in articles)  # labels come from the rules, in data prepare
+
+
+def test_split_outlets_and_topic_headers() -> None:
+    text, outlets = corpora.split_outlets("A bomb explodes in Kabul. (BBC) (Reuters via Yahoo!)")
+    assert (text, outlets) == ("A bomb explodes in Kabul.", ["BBC", "Reuters via Yahoo!"])
+    assert corpora.is_topic_header("2015 Kuwait mosque bombing")
+    assert corpora.is_topic_header("Yemeni Civil War (2015–present)")
+    assert not corpora.is_topic_header("A bomb explodes in Kabul. (BBC)")
