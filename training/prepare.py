@@ -1,12 +1,19 @@
 """`wirewatch data prepare`: the terrorism task's splits and a realistic news stream.
 
-Positives are MUC-3/4 reports with an incident template; negatives are the other MUC reports
-(same-domain hard negatives) and ordinary news (BBC, Reuters ModApte, AG News Sports, Business
-and Sci/Tech). MUC keeps its own splits (dev -> train, tst1+tst2 -> val, tst3+tst4 -> test);
-ordinary news is shuffled with a seed and dealt out disjointly. AG News World is never used as a
-negative (about a quarter of it reports real bombings and kidnappings): it goes into the stream
-unlabeled. The stream also carries the MUC test reports among held-out ordinary news, so attack
-reports are rare, as in a real feed.
+Two kinds of labelled attack reports: MUC-3/4 reports with an incident template (1989-91 FBIS
+translations; the other MUC reports are same-domain hard negatives), and modern news items from
+Wikipedia's Portal:Current events 2010-2018, labelled by the rules of docs/labeling-guide.md
+(training/attack_labels.py), whose negatives include battles, air strikes, crime, accidents and
+policy about terrorism. Ordinary news (BBC, Reuters ModApte, AG News Sports, Business and
+Sci/Tech) adds negatives of other kinds.
+
+MUC keeps its own splits (dev -> train, tst1+tst2 -> val, tst3+tst4 -> test). The modern items
+are split by time (2010-2015 -> train, 2016 -> val, 2017-2018 -> test), so the test measures news
+of years the model has not seen. Ordinary news is shuffled with a seed and dealt out disjointly.
+AG News World is never used (about a quarter of it reports real bombings and kidnappings, and it
+is reserved for out-of-domain evaluation): it goes into the stream unlabelled. The stream carries
+held-out labelled reports of both kinds, the MUC test reports and a sample of the modern test
+years, among held-out ordinary news, so attack reports are rare, as in a real feed.
 """
 
 import json
@@ -20,9 +27,17 @@ from stream.articles import Article, write_articles
 from stream.errors import DataError
 from stream.text import article_text, clean
 from training import corpora
+from training.attack_labels import label_item
 
 MUC_SPLITS = {"dev": "train", "tst1": "val", "tst2": "val", "tst3": "test", "tst4": "test"}
 SPLITS = ("train", "val", "test")
+# Modern news is split by time: the model is tested on years it has not seen.
+WIKI_SPLITS = {
+    **{str(year): "train" for year in range(2010, 2016)},
+    "2016": "val",
+    "2017": "test",
+    "2018": "test",
+}
 
 
 @dataclass
@@ -32,6 +47,7 @@ class Quota:
     train: int = 400
     val: int = 150
     test: int = 150
+    stream_modern: int = 3000  # modern test-year items that also go into the stream
 
 
 @dataclass
@@ -84,6 +100,15 @@ def _deal(pool: list[Article], counts: list[int], rng: random.Random) -> list[li
     return out
 
 
+def label_modern(articles: Iterable[Article]) -> list[Article]:
+    """Portal items with their rule-based attack label and the rule that decided it."""
+    labelled = []
+    for article in articles:
+        decided = label_item(article.text, article.get("section"))
+        labelled.append(article.model_copy(update={"label": decided.label, "label_rule": decided.rule}))
+    return labelled
+
+
 def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Prepared:
     quota = quota or Quota()
     rng = random.Random(seed)
@@ -94,6 +119,9 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
     muc = corpora.load_muc(data_dir)
     muc.sort(key=lambda a: {"test": 0, "val": 1, "train": 2}[MUC_SPLITS[a.get("split")]])
     muc = _dedupe(muc, seen, dropped)
+    modern = label_modern(corpora.load_current_events(data_dir))
+    modern.sort(key=lambda a: {"test": 0, "val": 1, "train": 2}[WIKI_SPLITS[a.get("split")]])
+    modern = _dedupe(modern, seen, dropped)
     ag = corpora.load_ag_news(data_dir)
     ag_world = _dedupe([a for a in ag if a.get("category") == "world"], seen, dropped)
     ag_other = _negatives(a for a in ag if a.get("category") != "world")
@@ -106,6 +134,14 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
         splits[split].append(article)
         if split == "test":
             stream.append(article)  # the MUC test reports are the stream's attack reports
+
+    modern_test = []
+    for article in modern:
+        split = WIKI_SPLITS[article.get("split")]
+        splits[split].append(article)
+        if split == "test":
+            modern_test.append(article)
+    stream += _deal(modern_test, [quota.stream_modern], rng)[0]
 
     n = [quota.test, quota.val, quota.train]
     pools = [

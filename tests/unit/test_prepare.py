@@ -25,7 +25,7 @@ def test_muc_keeps_its_own_splits(prepared: Prepared) -> None:
     assert sum(a.label for a in test_muc) == 126
 
 
-def test_splits_and_stream_share_no_text_except_the_muc_test_reports(prepared: Prepared) -> None:
+def test_splits_and_stream_share_no_text_except_held_out_test_reports(prepared: Prepared) -> None:
     seen: dict[str, str] = {}
     for name, articles in [*prepared.splits.items(), ("stream", prepared.stream)]:
         for a in articles:
@@ -34,7 +34,7 @@ def test_splits_and_stream_share_no_text_except_the_muc_test_reports(prepared: P
             other = seen.setdefault(key, name)
             if other != name:
                 assert {other, name} == {"test", "stream"}, (a.id, other, name)
-                assert a.corpus == "muc", a.id
+                assert a.corpus in ("muc", "wikinews"), a.id
     ids = [a.id for s in prepared.splits.values() for a in s]
     assert len(ids) == len(set(ids))
 
@@ -48,14 +48,27 @@ def test_ag_world_is_never_a_negative_and_only_unlabeled_in_the_stream(prepared:
     assert all(a.label is not None for a in prepared.stream if getattr(a, "category", None) != "world")
 
 
-def test_positives_are_muc_relevant_reports_and_rare_in_the_stream(prepared: Prepared) -> None:
+def test_positives_are_muc_and_modern_reports_and_rare_in_the_stream(prepared: Prepared) -> None:
     for articles in [*prepared.splits.values(), prepared.stream]:
-        assert all(a.corpus == "muc" for a in articles if a.label == 1)
+        positives = Counter(a.corpus for a in articles if a.label == 1)
+        assert set(positives) == {"muc", "wikinews"}, positives
     labeled = [a for a in prepared.stream if a.label is not None]
     share = sum(a.label for a in labeled) / len(labeled)
-    assert 0.01 <= share <= 0.02
+    assert 0.02 <= share <= 0.06
     corpora_in_stream = Counter(a.corpus for a in prepared.stream)
-    assert set(corpora_in_stream) == {"muc", "ag_news", "bbc", "reuters"}
+    assert set(corpora_in_stream) == {"muc", "wikinews", "ag_news", "bbc", "reuters"}
+    assert corpora_in_stream["wikinews"] == 3000
+
+
+def test_modern_news_is_split_by_time_and_labelled_by_the_rules(prepared: Prepared) -> None:
+    years = {"train": set(map(str, range(2010, 2016))), "val": {"2016"}, "test": {"2017", "2018"}}
+    for name, articles in prepared.splits.items():
+        modern = [a for a in articles if a.corpus == "wikinews"]
+        assert {a.split for a in modern} == years[name]
+        assert all(a.label_rule for a in modern)
+        share = sum(a.label for a in modern) / len(modern)
+        assert 0.05 < share < 0.2, (name, share)  # attack reports are a minority of world news
+    assert all(a.split in years["test"] for a in prepared.stream if a.corpus == "wikinews")
 
 
 def test_same_seed_same_files_other_seed_other_deal(
