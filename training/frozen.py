@@ -1,0 +1,96 @@
+"""Partial fine-tuning: a window classifier whose embeddings and lower layers are frozen.
+
+The frozen part's output for a window never changes during training, so it is computed once
+per window (``FrozenPrefix.states``) and every epoch runs only the trained top layers, the mean
+pooling and the head on those cached states (``FrozenPrefix.logits``). The classifier's own
+modules do the work, so the trained weights are the classifier's and export as usual.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm.auto import tqdm
+
+from stream.encoding import Encoder, IntArray
+from training.model import import_torch
+
+State = npt.NDArray[np.float16]  # [window length, hidden size]
+
+
+class FrozenPrefix:
+    def __init__(self, classifier: Any, encoder: Encoder, train_layers: int) -> None:
+        layers = classifier.encoder.encoder.layer
+        if not 0 <= train_layers <= len(layers):
+            raise ValueError(f"train_layers must be between 0 and {len(layers)}, got {train_layers}")
+        self.classifier = classifier
+        self.encoder = encoder
+        self.frozen = len(layers) - train_layers
+        self.top = list(layers[self.frozen :])
+        frozen_modules = [classifier.encoder.embeddings, *layers[: self.frozen]]
+        for module in frozen_modules:
+            for parameter in module.parameters():
+                parameter.requires_grad = False
+        self.frozen_modules = frozen_modules
+
+    def trainable(self) -> list[Any]:
+        return [p for p in self.classifier.parameters() if p.requires_grad]
+
+    def states(self, windows: Sequence[IntArray], batch_size: int, desc: str | None = None) -> list[State]:
+        """The frozen part's output for each window (float16, unpadded), in the order given."""
+        torch = import_torch()
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        out: list[State] = [np.empty((0, 0), np.float16)] * len(windows)
+        for module in self.frozen_modules:
+            module.eval()
+        with torch.inference_mode():
+            for start in tqdm(
+                range(0, len(order), batch_size), desc=desc, leave=False, disable=desc is None, unit="batch"
+            ):
+                rows = order[start : start + batch_size]
+                batch = self.encoder.pad([windows[i] for i in rows], np.asarray(rows))
+                mask = torch.from_numpy(batch.attention_mask)
+                hidden = self.classifier.encoder.embeddings(input_ids=torch.from_numpy(batch.input_ids))
+                additive = _additive_mask(torch, mask, hidden.dtype)
+                for layer in self.frozen_modules[1:]:
+                    hidden = layer(hidden, additive)
+                hidden = hidden.to(torch.float16).numpy()
+                for j, i in enumerate(rows):
+                    out[i] = hidden[j, : len(windows[i])].copy()
+        return out
+
+    def logits(self, states: Sequence[State]) -> Any:
+        """One logit per window from cached states: the top layers, mean pooling and the head."""
+        torch = import_torch()
+        width = max(len(s) for s in states)
+        hidden = np.zeros((len(states), width, states[0].shape[1]), dtype=np.float32)
+        mask = np.zeros((len(states), width), dtype=np.int64)
+        for i, state in enumerate(states):
+            hidden[i, : len(state)] = state
+            mask[i, : len(state)] = 1
+        h = torch.from_numpy(hidden)
+        m = torch.from_numpy(mask)
+        additive = _additive_mask(torch, m, h.dtype)
+        for layer in self.top:
+            h = layer(h, additive)
+        weights = m.unsqueeze(-1).to(h.dtype)
+        pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return self.classifier.head(self.classifier.dropout(pooled)).squeeze(-1)
+
+    def window_logits(self, states: Sequence[State], batch_size: int) -> npt.NDArray[np.float32]:
+        """Logits of many windows, without gradients, in eval mode, batched by length."""
+        torch = import_torch()
+        order = sorted(range(len(states)), key=lambda i: len(states[i]))
+        out = np.empty(len(states), dtype=np.float32)
+        self.classifier.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                out[rows] = self.logits([states[i] for i in rows]).float().numpy()
+        return out
+
+
+def _additive_mask(torch: Any, mask: Any, dtype: Any) -> Any:
+    """[batch, 1, 1, length]: 0 where attended, the dtype's minimum on padding (eager attention adds it)."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
