@@ -1,13 +1,18 @@
-"""Held-out evaluation of a staged bundle against the baseline: test, its MUC part, the stream."""
+"""Held-out evaluation of a staged bundle, per domain, against the two baselines.
 
-from collections.abc import Callable
+Every figure is at each system's own threshold, chosen on validation: the bundle's for the model,
+the TF-IDF baseline's for it. The description prior needs no training, so its threshold is its
+maximum-F1 point on the same validation articles the bundle's threshold comes from.
+"""
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from stream.articles import Article
-from stream.evaluate import Evaluation, score_articles, summarize
+from stream.evaluate import Evaluation, Scored, score_articles, summarize
 from stream.metrics import Metrics, at_threshold
 from stream.scorer import Scorer
 from stream.text import article_text
@@ -15,6 +20,18 @@ from training.baseline import Baseline
 
 Labels = npt.NDArray[np.int64]
 Scores = npt.NDArray[np.floating]
+MODEL, TFIDF, PRIOR = "model", "baseline", "description prior"
+# How each domain is named in the report: the MUC-3/4 reports, modern news, and the rest.
+DOMAIN_NAMES = {"muc": "MUC", "modern": "modern"}
+
+
+@dataclass
+class Systems:
+    """The two baselines, and the prior's scores where it ran (it needs the base encoder)."""
+
+    tfidf: Baseline
+    prior: Callable[[list[str]], Scores] | None = None
+    prior_threshold: float | None = None
 
 
 @dataclass
@@ -26,47 +43,81 @@ class Assessment:
     unlabeled: Evaluation | None = None
 
 
-def _pair(
-    labels: Labels, model: Scores, base: Scores, threshold: float, baseline: Baseline
-) -> dict[str, Metrics]:
-    return {
-        "model": at_threshold(labels, model, threshold),
-        "baseline": at_threshold(labels, base, baseline.threshold),
-    }
+def domains_of(articles: list[Article]) -> npt.NDArray[np.str_]:
+    return np.asarray([str(a.get("domain") or "") for a in articles])
+
+
+def _evaluate(
+    result: Assessment,
+    name: str,
+    labels: Labels,
+    scores: Mapping[str, Scores],
+    thresholds: Mapping[str, float],
+) -> None:
+    result.metrics[name] = {s: at_threshold(labels, scores[s], thresholds[s]) for s in scores}
+    result.curves[name] = {s: (labels, scores[s]) for s in scores}
+
+
+def _by_domain(
+    result: Assessment,
+    split: str,
+    labels: Labels,
+    domains: npt.NDArray[np.str_],
+    scores: Mapping[str, Scores],
+    thresholds: Mapping[str, float],
+) -> None:
+    """The whole set, then each named domain that has both classes on its own."""
+    _evaluate(result, split, labels, scores, thresholds)
+    for domain, label in DOMAIN_NAMES.items():
+        mask = domains == domain
+        if mask.any() and not mask.all() and len(set(labels[mask].tolist())) == 2:
+            part = {s: v[mask] for s, v in scores.items()}
+            _evaluate(result, f"{split} ({label})", labels[mask], part, thresholds)
 
 
 def assess(
     scorer: Scorer,
-    baseline: Baseline,
+    systems: Systems,
     test: tuple[list[Article], list[str], Labels, Scores],
     stream: list[Article],
     log: Callable[[str], None],
 ) -> Assessment:
-    """Metrics at the bundle's threshold for the model (test scores given) and the baseline."""
+    """Metrics at each system's threshold on test (model scores given) and the stream, per domain."""
     articles, texts, labels, scores = test
-    threshold = scorer.threshold
-    base = baseline.score(texts)
+    thresholds = {MODEL: scorer.threshold, TFIDF: systems.tfidf.threshold}
+    if systems.prior is not None and systems.prior_threshold is not None:
+        thresholds[PRIOR] = systems.prior_threshold
+
+    def all_scores(model: Scores, texts: list[str]) -> dict[str, Scores]:
+        found = {MODEL: model, TFIDF: systems.tfidf.score(texts)}
+        if PRIOR in thresholds and systems.prior is not None:
+            log(f"description prior on {len(texts)} articles")
+            found[PRIOR] = systems.prior(texts)
+        return found
+
     result = Assessment()
-    result.metrics["test"] = _pair(labels, scores, base, threshold, baseline)
-    result.curves["test"] = {"model": (labels, scores), "baseline": (labels, base)}
-    muc = np.asarray([a.get("corpus") == "muc" for a in articles])
-    if muc.any() and not muc.all():  # the MUC reports alone: the hard, same-domain part
-        result.metrics["test (MUC)"] = _pair(labels[muc], scores[muc], base[muc], threshold, baseline)
+    _by_domain(result, "test", labels, domains_of(articles), all_scores(scores, texts), thresholds)
     result.histogram = {"test positive": scores[labels == 1], "test negative": scores[labels == 0]}
     result.histogram_title = "Scores on the test split"
     if not stream:
         return result
-    log(f"scoring the stream ({len(stream)} articles)")
-    scored = score_articles(scorer, stream)
-    result.unlabeled = summarize(scored, threshold)
+    # The stream's held-out reports are test articles too: each text is scored once.
+    known = dict(zip(texts, scores.tolist(), strict=True))
+    stream_texts_all = [article_text(a.title, a.text) for a in stream]
+    missing = [a for a, t in zip(stream, stream_texts_all, strict=True) if t not in known]
+    log(f"scoring the stream ({len(stream)} articles, {len(missing)} not in the test split)")
+    for article, value in zip(missing, score_articles(scorer, missing).scores.tolist(), strict=True):
+        known[article_text(article.title, article.text)] = value
+    scored = Scored(stream, np.asarray([known[t] for t in stream_texts_all], dtype=np.float32))
+    result.unlabeled = summarize(scored, scorer.threshold)
     labeled = np.asarray([a.label is not None for a in stream])
     if not labeled.any():
         return result
-    stream_labels = np.asarray([a.label for a in stream if a.label is not None], dtype=np.int64)
+    kept = [a for a in stream if a.label is not None]
+    stream_labels = np.asarray([a.label for a in kept], dtype=np.int64)
     model = scored.scores[labeled]
-    base_stream = baseline.score([article_text(a.title, a.text) for a in stream if a.label is not None])
-    result.metrics["stream"] = _pair(stream_labels, model, base_stream, threshold, baseline)
-    result.curves["stream"] = {"model": (stream_labels, model), "baseline": (stream_labels, base_stream)}
+    stream_texts = [article_text(a.title, a.text) for a in kept]
+    _by_domain(result, "stream", stream_labels, domains_of(kept), all_scores(model, stream_texts), thresholds)
     result.histogram = {
         "stream positive": model[stream_labels == 1],
         "stream negative": model[stream_labels == 0],

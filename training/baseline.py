@@ -32,7 +32,9 @@ def fit_baseline(
     val_texts: Sequence[str],
     val_labels: npt.NDArray[np.int64],
     seed: int = 13,
+    threshold_mask: npt.NDArray[np.bool_] | None = None,
 ) -> Baseline:
+    """C by validation AUPRC; the threshold at maximum F1 on the validation articles of the mask."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -51,5 +53,7 @@ def fit_baseline(
             best = (score, pipeline, c)
     assert best is not None
     _, pipeline, c = best
-    threshold = best_f1_threshold(val_labels, pipeline.predict_proba(list(val_texts))[:, 1])
+    mask = np.ones(len(val_labels), dtype=bool) if threshold_mask is None else threshold_mask
+    scores = pipeline.predict_proba(list(val_texts))[:, 1]
+    threshold = best_f1_threshold(val_labels[mask], scores[mask])
     return Baseline(pipeline, c, threshold)

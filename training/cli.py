@@ -51,9 +51,13 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             patience=args.patience,
             max_steps=args.max_steps,
+            train_layers=args.train_layers,
+            train_windows=args.train_windows,
             bf16=cpu_has_bf16() if args.bf16 is None else args.bf16,
         ),
         target_precision=args.target_precision,
+        threshold_domain=args.threshold_domain or None,
+        prior=not args.no_prior,
         quantize=not args.no_quantize,
         force=args.force,
         threads=args.threads,
@@ -74,6 +78,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training.finetune import TrainConfig
+
     parser = argparse.ArgumentParser(
         prog="wirewatch",
         description="Streaming anomaly detection for news: train a model bundle, score a Kafka stream.",
@@ -146,6 +152,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=256, help="tokens per window (default 256)")
     p.add_argument("--stride", type=int, help="tokens between window starts (default max-length - 32)")
     p.add_argument("--max-windows", type=int, default=8, help="windows per article at most (default 8)")
+    p.add_argument(
+        "--train-layers",
+        type=int,
+        default=TrainConfig.train_layers,
+        help=(
+            "top encoder layers to fine-tune; the embeddings and the layers below keep their "
+            f"pre-trained weights (default {TrainConfig.train_layers}; the encoder's depth trains them all)"
+        ),
+    )
+    p.add_argument(
+        "--train-windows",
+        type=int,
+        default=TrainConfig.train_windows,
+        help=f"windows of an article that training looks at (default {TrainConfig.train_windows})",
+    )
+    p.add_argument(
+        "--threshold-domain",
+        default="modern",
+        help=(
+            "pick thresholds on the validation articles whose `domain` field is this (default "
+            "modern: the news the product serves); empty or absent domain: the whole validation split"
+        ),
+    )
+    p.add_argument(
+        "--no-prior", action="store_true", help="skip the zero-shot description-prior baseline in the report"
+    )
     p.add_argument(
         "--patience",
         type=int,

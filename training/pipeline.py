@@ -37,9 +37,10 @@ from stream.bundle import (
 )
 from stream.encoding import Encoder, Windowing
 from stream.errors import ConfigError, DataError
+from stream.evaluate import score_articles
 from stream.text import PREPROCESSING_VERSION, article_text, clean
 from training import calibrate, export, finetune, report, shipping
-from training.assess import Assessment, assess
+from training.assess import Assessment, Systems, assess, domains_of
 from training.baseline import fit_baseline
 from training.model import (
     BaseWeights,
@@ -50,6 +51,7 @@ from training.model import (
     resolve_base_model,
     save_checkpoint,
 )
+from training.prior import ATTACK_DESCRIPTIONS, OTHER_DESCRIPTIONS
 
 PACKAGES = (
     "wirewatch",
@@ -74,6 +76,10 @@ class TrainOptions:
     windowing: Windowing = field(default_factory=Windowing)
     train: finetune.TrainConfig = field(default_factory=finetune.TrainConfig)
     target_precision: float | None = None
+    # The validation articles of this domain (the `domain` field) pick the threshold, when there
+    # are any: the stream the product serves is modern news, not 1990 FBIS reports.
+    threshold_domain: str | None = "modern"
+    prior: bool = True  # evaluate the zero-shot description prior as a second baseline
     quantize: bool = True
     force: bool = False
     threads: int = 0
@@ -87,6 +93,10 @@ class Split:
     articles: list[Article]
     texts: list[str]
     labels: npt.NDArray[np.int64]
+
+    def domain_masks(self) -> dict[str, npt.NDArray[np.bool_]]:
+        domains = domains_of(self.articles)
+        return {d: domains == d for d in sorted(set(domains.tolist())) if d}
 
 
 def _log(message: str) -> None:
@@ -191,17 +201,24 @@ class _Build:
         encoder, special = self.tokenizer(hf_tokenizer)
         self.note(f"train {len(train.texts)} articles, val {len(val.texts)}, test {len(test.texts)}")
 
+        threshold_mask = self.threshold_mask(val)
         _log("fitting the TF-IDF + logistic regression baseline")
-        baseline = fit_baseline(train.texts, train.labels, val.texts, val.labels, options.train.seed)
+        baseline = fit_baseline(
+            train.texts, train.labels, val.texts, val.labels, options.train.seed, threshold_mask
+        )
         self.note(
             f"baseline: TF-IDF (1-2 grams) + logistic regression, C={baseline.C} chosen on validation AUPRC"
         )
+        # Before fine-tuning, which changes the encoder's weights in place.
+        systems = Systems(baseline)
+        if options.prior:
+            systems = self.description_prior(
+                baseline, encoder_model, encoder, val, test, stream, threshold_mask
+            )
 
-        model, history, val_docs = self.fine_tune(encoder_model, encoder)
-        # fp32 here: the calibration goes into the fp32 graph that is exported.
-        val_logits = finetune.doc_logits(
-            model, encoder, val_docs, options.train.eval_batch_size, desc="calibration"
-        )
+        model, history = self.fine_tune(encoder_model, encoder)
+        # The best epoch's validation logits, computed by fine_tune on the frozen-layer cache.
+        val_logits = history.best_val_logits
         temperature, bias = calibrate.fit_temperature(val_logits, val.labels)
         if options.checkpoint is not None:
             save_checkpoint(
@@ -222,8 +239,9 @@ class _Build:
         )
         manifest = self.manifest(special, temperature, bias)
         staging = shipping.Staging(self.folder, manifest, options.threads)
+        threshold_articles = [a for a, keep in zip(val.articles, threshold_mask, strict=True) if keep]
         candidates = shipping.evaluate_candidates(
-            staging, files, (val.articles, val.labels), (test.articles, test.labels), options.target_precision
+            staging, files, (threshold_articles, val.labels[threshold_mask]), options.target_precision
         )
         chosen, reason = shipping.choose_precision(candidates)
         _log(f"shipping {chosen}: {reason}")
@@ -237,11 +255,9 @@ class _Build:
         for path in files.values():
             path.unlink()
 
-        result = assess(
-            scorer, baseline, (test.articles, test.texts, test.labels, picked.test_scores), stream, _log
-        )
-        for precision, candidate in candidates.items():
-            result.metrics["test"][f"model {precision}"] = candidate.test
+        test_scores = score_articles(scorer, test.articles).scores
+        result = assess(scorer, systems, (test.articles, test.texts, test.labels, test_scores), stream, _log)
+        result.metrics["validation (threshold)"] = {f"model {p}": c.val for p, c in candidates.items()}
         manifest.metrics = result.metrics
         if result.unlabeled is not None and result.unlabeled.unlabeled:
             manifest.extra_metrics["stream_unlabeled"] = {
@@ -282,7 +298,44 @@ class _Build:
         )
         return encoder, special
 
-    def fine_tune(self, encoder_model: Any, encoder: Encoder) -> tuple[Any, finetune.History, finetune.Docs]:
+    def threshold_mask(self, val: Split) -> npt.NDArray[np.bool_]:
+        """The validation articles that pick the thresholds: the threshold domain's, else all."""
+        domain = self.options.threshold_domain
+        mask: npt.NDArray[np.bool_] = np.asarray(domains_of(val.articles) == domain, dtype=bool)
+        if domain is None or not mask.any() or len(set(val.labels[mask].tolist())) < 2:
+            self.note("thresholds: chosen on the whole validation split")
+            return np.ones(len(val.labels), dtype=bool)
+        self.note(f"thresholds: chosen on the {int(mask.sum())} validation articles of domain {domain!r}")
+        return mask
+
+    def description_prior(
+        self,
+        baseline: Any,
+        encoder_model: Any,
+        encoder: Encoder,
+        val: Split,
+        test: Split,
+        stream: list[Article],
+        threshold_mask: npt.NDArray[np.bool_],
+    ) -> Systems:
+        """The zero-shot prior's scores on every text it will be asked about, computed once."""
+        from stream.metrics import best_f1_threshold
+        from training.prior import DescriptionPrior
+
+        prior = DescriptionPrior(encoder_model, encoder, self.options.train.eval_batch_size)
+        val_texts = [t for t, keep in zip(val.texts, threshold_mask, strict=True) if keep]
+        wanted = sorted(
+            {*val_texts, *test.texts, *(article_text(a.title, a.text) for a in stream if a.label is not None)}
+        )
+        found = dict(zip(wanted, prior.score(wanted, desc="description prior").tolist(), strict=True))
+        threshold = best_f1_threshold(val.labels[threshold_mask], np.asarray([found[t] for t in val_texts]))
+        self.note(
+            f"description prior: {len(ATTACK_DESCRIPTIONS)} attack and {len(OTHER_DESCRIPTIONS)} other "
+            f"descriptions, first window of each article, threshold {threshold:.4f} (maximum F1 on validation)"
+        )
+        return Systems(baseline, lambda texts: np.asarray([found[t] for t in texts]), threshold)
+
+    def fine_tune(self, encoder_model: Any, encoder: Encoder) -> tuple[Any, finetune.History]:
         _log("encoding")
         train, val = self.splits["train"], self.splits["val"]
         train_docs, val_docs = (
@@ -292,17 +345,28 @@ class _Build:
         finetune.set_seed(self.options.train.seed)  # the new head's initial weights too
         model = build_classifier(encoder_model)
         history = finetune.fine_tune(
-            model, encoder, train_docs, train.labels, val_docs, val.labels, self.options.train, log=_log
+            model,
+            encoder,
+            train_docs,
+            train.labels,
+            val_docs,
+            val.labels,
+            self.options.train,
+            log=_log,
+            val_groups=val.domain_masks(),
         )
         for e in history.epochs:
+            by_domain = "".join(f", {d} {v:.4f}" for d, v in e.val_auprc_by_group.items())
             self.note(
                 f"epoch {e.epoch}: loss {e.loss:.4f}, val AUROC {e.val_auroc or 0:.4f}, "
-                f"val AUPRC {e.val_auprc or 0:.4f}, {e.seconds:.0f} s"
+                f"val AUPRC {e.val_auprc or 0:.4f}{by_domain}, {e.seconds:.0f} s"
             )
         self.note(
-            f"kept epoch {history.best_epoch} (best validation AUPRC); fine-tuning took {history.seconds:.0f} s"
+            f"kept epoch {history.best_epoch} (best mean validation AUPRC over domains); "
+            f"fine-tuning took {history.seconds:.0f} s, training the top "
+            f"{self.options.train.train_layers} encoder layers and the head"
         )
-        return model, history, val_docs
+        return model, history
 
     def manifest(self, special: TokenizerInfo, temperature: float, bias: float) -> Manifest:
         options = self.options

@@ -47,7 +47,17 @@ class Quota:
     train: int = 400
     val: int = 150
     test: int = 150
+    stream: int = 1000  # held-out ordinary articles per source that go into the stream
     stream_modern: int = 3000  # modern test-year items that also go into the stream
+    # Share of the modern training negatives that no attack word touched (rules `no_attack` and
+    # `category`) that is kept; every harder negative (battles, accidents, crime...) is kept.
+    modern_easy_negatives: float = 0.2
+
+
+# Which kind of news an article is, for per-domain evaluation and the threshold: 1989-91 FBIS
+# reports, modern world news, or ordinary business, sports and technology news.
+DOMAINS = {"muc": "muc", "wikinews": "modern"}
+EASY_RULES = ("no_attack", "category")
 
 
 @dataclass
@@ -71,6 +81,16 @@ class Prepared:
 
 def _negatives(articles: Iterable[Article]) -> list[Article]:
     return [a.model_copy(update={"label": 0}) for a in articles]
+
+
+def _with_domain(articles: Iterable[Article]) -> list[Article]:
+    return [a.model_copy(update={"domain": DOMAINS.get(a.get("corpus"), "ordinary")}) for a in articles]
+
+
+def _thin_easy_negatives(articles: list[Article], keep: float, rng: random.Random) -> list[Article]:
+    return [
+        a for a in articles if a.label == 1 or a.get("label_rule") not in EASY_RULES or rng.random() < keep
+    ]
 
 
 def _dedupe(articles: list[Article], seen: set[str], dropped: Counter[str]) -> list[Article]:
@@ -135,12 +155,16 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
         if split == "test":
             stream.append(article)  # the MUC test reports are the stream's attack reports
 
-    modern_test = []
+    modern_test, modern_train = [], []
     for article in modern:
         split = WIKI_SPLITS[article.get("split")]
+        if split == "train":
+            modern_train.append(article)
+            continue
         splits[split].append(article)
         if split == "test":
             modern_test.append(article)
+    splits["train"] += _thin_easy_negatives(modern_train, quota.modern_easy_negatives, rng)
     stream += _deal(modern_test, [quota.stream_modern], rng)[0]
 
     n = [quota.test, quota.val, quota.train]
@@ -156,16 +180,18 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
         splits["test"] += test
         splits["val"] += val
         splits["train"] += train
-        stream += rest
+        stream += rest[: quota.stream]
     test, rest = _deal(r_test, [quota.test], rng)
     splits["test"] += test
-    stream += rest
+    stream += rest[: quota.stream]
     val, train, _unused = _deal(r_train, [quota.val, quota.train], rng)
     splits["val"] += val
     splits["train"] += train
 
     stream += ag_world
 
+    splits = {name: _with_domain(articles) for name, articles in splits.items()}
+    stream = _with_domain(stream)
     for articles in splits.values():
         rng.shuffle(articles)
     rng.shuffle(stream)

@@ -1,7 +1,9 @@
 """From a calibrated PyTorch model to the ONNX file a bundle ships: export, validate, quantize, choose.
 
-int8 (dynamic, per channel) ships only when its test F1 and AUROC stay within INT8_TOLERANCE of
-fp32; each candidate gets its own validation threshold, so the comparison is at each one's best.
+int8 (dynamic, per channel) ships only when its F1 and AUROC on the validation articles that pick
+the threshold stay within INT8_TOLERANCE of fp32; each candidate gets its own threshold there, so
+the comparison is at each one's best. The choice is made on validation, like every other choice,
+and the test split is scored once, by the shipped model.
 """
 
 import shutil
@@ -33,8 +35,7 @@ class Candidate:
     path: Path
     threshold: float
     rule: str
-    test: Metrics
-    test_scores: npt.NDArray[np.float32]
+    val: Metrics
 
 
 def choose_threshold(
@@ -51,13 +52,13 @@ def choose_threshold(
 def choose_precision(candidates: dict[Precision, Candidate]) -> tuple[Precision, str]:
     if "int8" not in candidates:
         return "fp32", "int8 quantization disabled"
-    fp32, int8 = candidates["fp32"].test, candidates["int8"].test
+    fp32, int8 = candidates["fp32"].val, candidates["int8"].val
     d_f1 = abs(int8.f1 - fp32.f1)
     d_auroc = abs((int8.auroc or 0.0) - (fp32.auroc or 0.0))
     diffs = f"F1 diff {d_f1:.4f}, AUROC diff {d_auroc:.4f}"
     if d_f1 <= INT8_TOLERANCE and d_auroc <= INT8_TOLERANCE:
-        return "int8", f"int8 within {INT8_TOLERANCE} of fp32 on test ({diffs})"
-    return "fp32", f"int8 lost too much on test ({diffs}, limit {INT8_TOLERANCE})"
+        return "int8", f"int8 within {INT8_TOLERANCE} of fp32 on validation ({diffs})"
+    return "fp32", f"int8 lost too much on validation ({diffs}, limit {INT8_TOLERANCE})"
 
 
 class Staging:
@@ -105,15 +106,15 @@ def evaluate_candidates(
     staging: Staging,
     files: dict[Precision, Path],
     val: tuple[list[Any], npt.NDArray[np.int64]],
-    test: tuple[list[Any], npt.NDArray[np.int64]],
     target_precision: float | None,
 ) -> dict[Precision, Candidate]:
+    """Each candidate's threshold and metrics on the validation articles that pick thresholds."""
+    articles, labels = val
     candidates: dict[Precision, Candidate] = {}
     for precision, path in files.items():
         scorer = staging.scorer(path, precision)
-        val_scores = score_articles(scorer, val[0]).scores
-        test_scores = score_articles(scorer, test[0]).scores
-        threshold, rule = choose_threshold(val[1], val_scores, target_precision)
-        metrics = at_threshold(test[1], test_scores, threshold)
-        candidates[precision] = Candidate(precision, path, threshold, rule, metrics, test_scores)
+        val_scores = score_articles(scorer, articles).scores
+        threshold, rule = choose_threshold(labels, val_scores, target_precision)
+        metrics = at_threshold(labels, val_scores, threshold)
+        candidates[precision] = Candidate(precision, path, threshold, rule, metrics)
     return candidates

@@ -52,8 +52,12 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
     assert set(m.files) == names - {"manifest.json"}
     assert m.precision in ("int8", "fp32")
     assert m.precision_reason
-    assert {"test", "stream"} <= set(m.metrics)
-    assert {"model", "baseline", "model fp32", "model int8"} <= set(m.metrics["test"])
+    assert {"test", "stream", "validation (threshold)"} <= set(m.metrics)
+    assert {"model", "baseline", "description prior"} == set(m.metrics["test"])
+    assert {"model", "baseline", "description prior"} == set(m.metrics["stream"])
+    assert {"model fp32", "model int8"} == set(m.metrics["validation (threshold)"])
+    domains = {k for k in m.metrics if k.startswith("test (")}
+    assert domains <= {"test (MUC)", "test (modern)"}
     assert m.max_length == 64
     assert m.long_text.stride == 48
     assert m.long_text.max_windows == 3
@@ -65,6 +69,7 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
     assert {"torch", "onnxruntime", "transformers"} <= set(m.packages)
     report = (bundle_dir / "report.md").read_text()
     assert "| test | baseline |" in report
+    assert "| test | description prior |" in report
     assert "pr_curve.png" in report
     assert "AG News World" in report
 
