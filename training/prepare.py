@@ -48,6 +48,7 @@ class Quota:
     val: int = 150
     test: int = 150
     stream: int = 1000  # held-out ordinary articles per source that go into the stream
+    stream_bbc: int = 300  # BBC articles are three times as long: fewer, so evaluation stays quick
     stream_modern: int = 3000  # modern test-year items that also go into the stream
     # Share of the modern training negatives that no attack word touched (rules `no_attack` and
     # `category`) that is kept; every harder negative (battles, accidents, crime...) is kept.
@@ -169,18 +170,18 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
 
     n = [quota.test, quota.val, quota.train]
     pools = [
-        (_dedupe(ag_other, seen, dropped), n),
-        (_dedupe(_negatives(corpora.load_bbc(data_dir)), seen, dropped), n),
+        (_dedupe(ag_other, seen, dropped), n, quota.stream),
+        (_dedupe(_negatives(corpora.load_bbc(data_dir)), seen, dropped), n, quota.stream_bbc),
     ]
     # Reuters keeps its ModApte split: training data from its train part, held-out from test.
     r_test = _dedupe([a for a in reuters if a.get("split") == "test"], seen, dropped)
     r_train = _dedupe([a for a in reuters if a.get("split") == "train"], seen, dropped)
-    for pool, counts in pools:
+    for pool, counts, in_stream in pools:
         test, val, train, rest = _deal(pool, counts, rng)
         splits["test"] += test
         splits["val"] += val
         splits["train"] += train
-        stream += rest[: quota.stream]
+        stream += rest[:in_stream]
     test, rest = _deal(r_test, [quota.test], rng)
     splits["test"] += test
     stream += rest[: quota.stream]
