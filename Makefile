@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench clean
+.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas settings-table broker serve bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -18,10 +18,10 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,broker,dev]'
+	$(PY) -m pip install --quiet -e '.[train,tools,dev]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the serving, training, broker and dev extras
+install: $(VENV)/.installed ## create .venv with the serving install and the train, tools and dev extras
 
 demo: install ## clone to live alerts: data, bundle (quick one if none), broker, scorer, live view (ARGS=--keep-running)
 	$(VENV)/bin/wirewatch demo --data-dir $(DATA_DIR) $(ARGS)
@@ -58,6 +58,9 @@ evaluate: install ## evaluate $(BUNDLE) on the test split
 
 schemas: install ## regenerate the message JSON Schema files in schemas/
 	$(PY) -m stream.schemas schemas
+
+settings-table: install ## regenerate the README's configuration table from stream/settings.py
+	$(PY) -m stream.settings README.md
 
 broker: install ## run the embedded Kafka-compatible broker on 127.0.0.1:9092 (memory storage)
 	$(VENV)/bin/wirewatch broker

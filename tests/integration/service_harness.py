@@ -16,7 +16,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from stream.articles import read_articles
-from stream.broker import free_port
+from stream.devtools.broker import free_port
 from stream.observability import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ class ServiceProcess:
         self.port = free_port()
         self.log_path = log_dir / f"serve-{uuid.uuid4().hex[:6]}.log"
         self.args = [
-            sys.executable, "-m", "training.cli", "serve",
+            sys.executable, "-m", "wirewatch", "serve",
             "--bundle", str(bundle),
             "--bootstrap-servers", bootstrap,
             "--input-topic", topics.input,
@@ -101,7 +101,7 @@ def run_cli(
     *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "training.cli", *args],
+        [sys.executable, "-m", "wirewatch", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

