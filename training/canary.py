@@ -21,6 +21,7 @@ def add_canary(folder: Path, scorer: Scorer, texts: list[str], size: int = SIZE)
     """Texts at evenly spaced ranks of the shipped model's scores (low, middle, high), and their scores."""
     capped = [t[:MAX_CHARS] for t in texts if t.strip()]
     ranked = np.argsort(scorer.score(capped).scores, kind="stable")
-    picks = sorted({int(ranked[i]) for i in np.linspace(0, len(ranked) - 1, min(size, len(ranked))).round()})
+    spots = np.linspace(0, len(ranked) - 1, min(size, len(ranked))).round().astype(int)
+    picks = sorted({int(ranked[i]) for i in spots})
     chosen = [capped[i] for i in picks]
     return write_canary(folder, chosen, scorer.score(chosen).scores.tolist())
