@@ -7,7 +7,6 @@ the log and in `wirewatch_kafka_errors_total`, never only in a client's memory.
 
 import contextlib
 import errno
-import json
 import logging
 import subprocess
 import sys
@@ -85,7 +84,7 @@ class Metrics:
         )
         self.lag = Gauge(
             "wirewatch_consumer_lag",
-            "Messages behind the partition's end",
+            "Messages of the partition not read yet (high watermark of the last fetch minus the position)",
             ["topic", "partition"],
             registry=r,
         )
@@ -138,17 +137,9 @@ class Metrics:
             "wirewatch_shadow_failures", "Articles the shadow bundle failed to score", registry=r
         )
 
-    def update_lag(self, stats_json: str, assigned: set[Partition]) -> dict[Partition, int]:
-        """From librdkafka's statistics callback: consumer_lag of every assigned partition."""
-        stats = json.loads(stats_json)
-        lags: dict[Partition, int] = {}
-        for topic, info in stats.get("topics", {}).items():
-            for partition, p in info.get("partitions", {}).items():
-                tp = (topic, int(partition)) if partition.lstrip("-").isdigit() else None
-                if tp in assigned and p.get("consumer_lag", -1) >= 0:
-                    lags[tp] = int(p["consumer_lag"])
-                    self.lag.labels(topic, partition).set(p["consumer_lag"])
-        return lags
+    def show_lag(self, lags: dict[Partition, int]) -> None:
+        for (topic, partition), lag in lags.items():
+            self.lag.labels(topic, str(partition)).set(lag)
 
     def forget_partitions(self, partitions: list[Partition]) -> None:
         """Revoked or lost partitions leave the lag gauge: another instance reports them now."""
@@ -237,7 +228,7 @@ class HealthServer:
                     self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 elif self.path in ("/healthz", "/readyz"):
                     ok, why = server.live() if self.path == "/healthz" else server.ready()
-                    self._send(200 if ok else 503, f"{'ok' if ok else 'failing'}: {why}\n".encode())
+                    self._send(200 if ok else 503, f"{why if ok else 'failing: ' + why}\n".encode())
                 else:
                     self._send(404, b"not found\n")
 

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 import structlog
@@ -48,6 +48,7 @@ from stream.source import KafkaSource, Source
 
 MAX_BATCHES_IN_FLIGHT = 2
 MAX_PUBLISH_ATTEMPTS = 5
+LAG_INTERVAL_S = 1.0  # how often to look at the partitions' ends for a stalled consumer
 
 
 @dataclass
@@ -75,7 +76,7 @@ class _Watch:
 
     beat: float
     stalled_since: float | None = None
-    reasons: list[str] = field(default_factory=list)
+    looked: float | None = None
 
 
 def _offset_ranges(messages: list[Incoming]) -> str:
@@ -207,7 +208,13 @@ class Service:
         self._stopping.set()
 
     def _watch_progress(self, now: float, consumed: bool) -> None:
-        lagging = any(lag > 0 for lag in self.source.lag().values())
+        """Stalled: partitions with messages left, not paused by us, yet nothing read for a while."""
+        if consumed or self._paused:
+            self._watch.stalled_since = None
+        if self._watch.looked is not None and now - self._watch.looked < LAG_INTERVAL_S:
+            return
+        self._watch.looked = now
+        lagging = any(lag > 0 for lag in self.source.lag().values())  # also updates the lag gauges
         if consumed or self._paused or not lagging:
             self._watch.stalled_since = None
         elif self._watch.stalled_since is None:

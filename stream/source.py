@@ -59,7 +59,6 @@ def consumer_config(settings: ServeSettings, extra: dict[str, Any] | None = None
         # A fetch waits at most this long for data; librdkafka's 500 ms default shows up as
         # latency with brokers (Tansu among them) that answer a waiting fetch only at its deadline.
         "fetch.wait.max.ms": 50,
-        "statistics.interval.ms": 5000,
     }
     config.update(settings.kafka)
     config.update(extra or {})
@@ -100,17 +99,12 @@ class KafkaSource:
         self.assignment: set[Partition] = set()
         self._paused: set[Partition] = set()  # what we told librdkafka, for assigned partitions
         self._unknown: set[Partition] = set()  # assigned since the last reconcile: state not ours
-        self._lag: dict[Partition, int] = {}
 
     @property
     def consumer(self) -> Consumer:
         if self._consumer is None:
-            extra = {**self._events.config(), "stats_cb": self._stats}
-            self._consumer = Consumer(consumer_config(self._settings, extra))
+            self._consumer = Consumer(consumer_config(self._settings, self._events.config()))
         return self._consumer
-
-    def _stats(self, stats_json: str) -> None:
-        self._lag = self._metrics.update_lag(stats_json, self.assignment)
 
     def subscribe(self, listener: Listener) -> None:
         def assigned(_: Consumer, partitions: list[TopicPartition]) -> None:
@@ -139,8 +133,6 @@ class KafkaSource:
         self._unknown -= set(tps)
         # librdkafka may keep these paused if they come back: _unknown makes us set them then.
         self._paused -= set(tps)
-        for tp in tps:
-            self._lag.pop(tp, None)
         self._metrics.forget_partitions(tps)
 
     def poll(self, max_messages: int, timeout: float) -> list[Incoming]:
@@ -191,7 +183,20 @@ class KafkaSource:
         return self.consumer.consumer_group_metadata()
 
     def lag(self) -> dict[Partition, int]:
-        return dict(self._lag)
+        """Messages not read yet per assigned partition: the last fetch's high watermark minus the position.
+
+        Not librdkafka's statistics: their consumer_lag counts from the committed offset, which
+        transactions do not update, and would show lag on an idle exactly-once stream for good.
+        """
+        if not self.assignment:
+            return {}
+        lags: dict[Partition, int] = {}
+        for tp in self.consumer.position(_tps(self.assignment)):
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                lags[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        self._metrics.show_lag(lags)
+        return lags
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -121,10 +121,11 @@ class FakeConsumer:
         self.cluster = cluster
         self.assignment: set[Partition] = set()
         self.paused: set[Partition] = set()  # librdkafka's app pause flag: survives re-assignment
-        self.position: dict[Partition, int] = {}
+        self.offsets: dict[Partition, int] = {}  # next offset to fetch
         self.events: list[tuple[str, set[Partition]]] = []
         self.callbacks: dict[str, Callable[..., None]] = {}
         self.commit_errors: list[KafkaException] = []
+        self.stuck: set[Partition] = set()  # partitions that return nothing, as a wedged fetcher would
         self.closed = False
         self.generation = 0
 
@@ -152,22 +153,33 @@ class FakeConsumer:
             if kind == "add":
                 self.assignment |= partitions
                 for tp in partitions:
-                    self.position[tp] = self.cluster.committed.get(tp, 0)
+                    self.offsets[tp] = self.cluster.committed.get(tp, 0)
             elif kind == "assign":
                 self.generation += 1
                 self.assignment = set(partitions)
                 for tp in partitions:
-                    self.position[tp] = self.cluster.committed.get(tp, 0)
+                    self.offsets[tp] = self.cluster.committed.get(tp, 0)
             else:
                 self.assignment = set()
             return []
         out = []
-        for tp in sorted(self.assignment - self.paused):
+        for tp in sorted(self.assignment - self.paused - self.stuck):
             log = self.cluster.logs.get(tp, [])
-            while self.position[tp] < len(log) and len(out) < num_messages:
-                out.append(FakeMessage(log[self.position[tp]]))
-                self.position[tp] += 1
+            while self.offsets[tp] < len(log) and len(out) < num_messages:
+                out.append(FakeMessage(log[self.offsets[tp]]))
+                self.offsets[tp] += 1
         return out
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(p.topic, p.partition, self.position_of((p.topic, p.partition))) for p in partitions
+        ]
+
+    def position_of(self, tp: Partition) -> int:
+        return self.offsets.get(tp, -1001)
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        return 0, len(self.cluster.logs.get((partition.topic, partition.partition), []))
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused |= {(p.topic, p.partition) for p in partitions}

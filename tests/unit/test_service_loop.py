@@ -218,7 +218,7 @@ def test_partitions_assigned_while_over_the_limit_are_paused_too() -> None:
     h.consumer.add_partitions([(INPUT, 1)])
     h.run(3)
     assert h.consumer.paused == {(INPUT, 0), (INPUT, 1)}
-    assert h.consumer.position[(INPUT, 1)] == 0  # nothing read from it while over the limit
+    assert h.consumer.offsets[(INPUT, 1)] == 0  # nothing read from it while over the limit
     h.steps(lambda: executor.finish_all() or _committed(cluster, 0) + _committed(cluster, 1) == 40)
 
 
@@ -320,25 +320,31 @@ def test_liveness_follows_the_loop_the_worker_and_consumption() -> None:
 
     stalled = harness(FakeCluster(), s).start()
     stalled.run(2)
-    stalled.service.source._lag = {(INPUT, 0): 50}  # type: ignore[attr-defined]
-    stalled.service.step()
+    stalled.consumer.stuck.add((INPUT, 0))  # a fetcher that never returns, with messages waiting
+    stalled.cluster.feed([article(i) for i in range(3)])
+    stalled.run(20)
+    assert stalled.service.live() == (True, "ok")
     stalled.clock[0] += 31
     stalled.service.step()
     ok, why = stalled.service.live()
     assert not ok
     assert "delivered nothing" in why
+    stalled.consumer.stuck.clear()  # it recovers: alive again
+    stalled.run(2)
+    assert stalled.service.live() == (True, "ok")
 
 
-def test_lag_gauges_are_removed_when_partitions_are_revoked() -> None:
+def test_lag_gauges_follow_the_assignment_and_are_removed_on_revoke() -> None:
     cluster = FakeCluster()
+    cluster.feed([article(i) for i in range(6)], partitions=2)
     h = harness(cluster, partitions=2).start()
     h.run(1)
-    stats = {
-        "topics": {INPUT: {"partitions": {"0": {"consumer_lag": 7}, "1": {"consumer_lag": 3}, "-1": {}}}}
-    }
-    h.service.source._stats(json.dumps(stats))  # type: ignore[attr-defined]
+    h.consumer.stuck.add((INPUT, 1))
+    h.steps(lambda: _committed(cluster, 0) == 3)
+    h.run(12)
     text = _metrics(h)
-    assert 'wirewatch_consumer_lag{partition="0",topic="articles"} 7.0' in text
+    assert 'wirewatch_consumer_lag{partition="0",topic="articles"} 0.0' in text
+    assert 'wirewatch_consumer_lag{partition="1",topic="articles"} 3.0' in text
     h.consumer.revoke_all()
     h.run(1)
     assert "wirewatch_consumer_lag{" not in _metrics(h)
