@@ -372,7 +372,13 @@ class TransactionalId:
         tag = hashlib.sha256(f"{self.group_id}\0{self.host}".encode()).hexdigest()[:16]
         for slot in range(slots):
             path = self.lock_dir / f"wirewatch-txn-{tag}-{slot}.lock"
-            handle = path.open("ab")
+            try:
+                handle = path.open("ab")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create {path} to claim a transactional id ({exc.strerror}); "
+                    "pass --transactional-id (WIREWATCH_TRANSACTIONAL_ID), stable per instance"
+                ) from None
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

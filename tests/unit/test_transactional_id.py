@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
 from stream.delivery import TransactionalId
+from stream.errors import ConfigError
 
 
 def test_two_instances_on_one_host_get_different_ids_and_a_restart_gets_its_slot_back(tmp_path: Path) -> None:
@@ -17,3 +20,8 @@ def test_two_instances_on_one_host_get_different_ids_and_a_restart_gets_its_slot
     assert other_group.claim() == "other-box-0"
     for held in (second, restarted, other_group):
         held.release()
+
+
+def test_no_writable_lock_folder_asks_for_an_explicit_id(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pass --transactional-id"):
+        TransactionalId("grp", tmp_path / "missing", host="box").claim()
