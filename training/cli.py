@@ -1,14 +1,16 @@
-"""The training subcommands of `wirewatch` (data prepare, train); the entry point is wirewatch.cli.
+"""The `wirewatch` command: data preparation and training here, serving commands from stream.
 
-wirewatch.cli imports this module only when a training command runs, so a serving-only install
-(no training package) still has a working `wirewatch`. Nothing heavy is imported at module level.
+Nothing heavy is imported at module level: `wirewatch serve --help` must not load torch, and
+on a serving-only install the training commands explain what to install instead of crashing.
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from stream.errors import ConfigError
+from stream import cli as stream_cli
+from stream.errors import ConfigError, WirewatchError
 from stream.settings import default_data_dir
 
 
@@ -71,7 +73,13 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wirewatch",
+        description="Streaming anomaly detection for news: train a model bundle, score a Kafka stream.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
     data = sub.add_parser("data", help="prepare training data from the original corpora")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)
     p = data_sub.add_parser(
@@ -167,12 +175,24 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     p.set_defaults(handler=_train)
 
+    stream_cli.add_commands(sub)
+    return parser
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.cli ...` still works: the same as `wirewatch ...`."""
-    from wirewatch.cli import main as wirewatch_main
-
-    return wirewatch_main(argv)
+    args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so that clean-ups run (`serve` installs its own handlers).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return int(args.handler(args))
+    except WirewatchError as exc:
+        return stream_cli.fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return stream_cli.fail("interrupted", 130)
 
 
 if __name__ == "__main__":
