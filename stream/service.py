@@ -117,6 +117,7 @@ class Service:
         self._inflight: deque[_Batch] = deque()
         self._stopping = threading.Event()
         self._paused = False
+        self._failed = False
         self._epoch: dict[Partition, int] = {}
         self._seq = 0
         self._watch = _Watch(beat=clock())
@@ -349,6 +350,10 @@ class Service:
     def revoked(self, partitions: list[Partition]) -> None:
         """Finish, publish and commit what is in flight before the partitions go to another instance."""
         self.metrics.rebalances.labels("revoked").inc(len(partitions))
+        if self._failed:
+            # Closing the consumer after a failure revokes too: nothing may be published or committed.
+            self._let_go(partitions)
+            return
         self._complete(block=True, revoking=set(partitions))
         self.delivery.on_revoke(partitions)
         self._let_go(partitions)
@@ -384,6 +389,7 @@ class Service:
             raise
         finally:
             if not clean:
+                self._failed = True
                 self.delivery.abandon()
                 self.log.error(
                     "stopped without committing",

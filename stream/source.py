@@ -199,6 +199,7 @@ class KafkaSource:
         return lags
 
     def close(self) -> None:
+        # close() leaves the group, which revokes through the callbacks: they still need the consumer.
         if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            consumer.close()
+            self._consumer.close()
+            self._consumer = None

@@ -197,6 +197,10 @@ class FakeConsumer:
         return ("group", self.generation)
 
     def close(self) -> None:
+        """Like librdkafka: leaving the group revokes the assignment through the callback first."""
+        if self.assignment and self.callbacks:
+            self.callbacks["revoke"](self, [TopicPartition(t, p) for t, p in sorted(self.assignment)])
+            self.assignment = set()
         self.closed = True
 
 

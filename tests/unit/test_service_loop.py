@@ -417,3 +417,20 @@ def test_a_failing_shadow_never_hurts_the_primary() -> None:
     assert len(h.outputs(SCORES)) == 4
     assert h.outputs("article-scores-shadow") == []
     assert "wirewatch_shadow_failures_total 4.0" in _metrics(h)
+
+
+def test_after_a_failure_closing_the_consumer_publishes_and_commits_nothing() -> None:
+    """librdkafka revokes on close(); after a systemic failure that revoke must not finish batches."""
+    cluster = FakeCluster()
+    cluster.feed([article(i) for i in range(4)])
+    executor = LazyExecutor()
+    h = harness(cluster, executor=executor).start()
+    h.steps(lambda: len(executor.futures) == 1)
+    events = h.service.source._events  # type: ignore[attr-defined]
+    h.service.events = [events]
+    events.error(KafkaError(KafkaError._FATAL, "consumer fenced", fatal=True))
+    with pytest.raises(SystemicError, match="consumer fenced"):
+        h.service.run()
+    assert h.consumer.closed
+    assert h.producer.delivered == []
+    assert cluster.committed == {}
