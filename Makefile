@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas settings-table broker serve bench clean
+.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -59,6 +59,7 @@ evaluate: install ## evaluate $(BUNDLE) on the test split
 schemas: install ## regenerate the message JSON Schema files in schemas/
 	$(PY) -m stream.schemas schemas
 
+.PHONY: settings-table
 settings-table: install ## regenerate the README's configuration table from stream/settings.py
 	$(PY) -m stream.settings README.md
 
