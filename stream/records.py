@@ -1,10 +1,12 @@
 """What flows between the stages: an input message and an output to publish, Kafka-free."""
 
 from dataclasses import dataclass
+from typing import Literal
 
 from stream.offsets import Partition
 
 Headers = list[tuple[str, bytes]]
+OutputKind = Literal["score", "alert", "dead_letter", "shadow"]
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,9 @@ class Output:
     value: bytes
     headers: Headers
     origin: Incoming
+    kind: OutputKind = "score"
+
+    @property
+    def size(self) -> int:
+        """Bytes of key, value and headers: what counts against the producer's message.max.bytes."""
+        return len(self.key or b"") + len(self.value) + sum(len(k) + len(v) for k, v in self.headers)

@@ -14,14 +14,26 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 MAX_ID_LENGTH = 256
 
+# Input problems first, then what went wrong with a valid article's outputs (see README).
 DeadLetterReason = Literal[
-    "invalid_json", "invalid_utf8", "schema_violation", "empty_text", "too_large", "scoring_failed"
+    "invalid_json",
+    "invalid_utf8",
+    "schema_violation",
+    "empty_text",
+    "too_large",
+    "scoring_failed",
+    "processing_failed",
+    "explain_failed",
+    "output_too_large",
+    "rejected_by_broker",
 ]
 ERROR_HEADER = "wirewatch-error"
 DETAIL_HEADER = "wirewatch-error-detail"
 TOPIC_HEADER = "wirewatch-source-topic"
 PARTITION_HEADER = "wirewatch-source-partition"
 OFFSET_HEADER = "wirewatch-source-offset"
+# Set when the dead letter carries only the start of the input's value: its full size in bytes.
+ORIGINAL_SIZE_HEADER = "wirewatch-original-size"
 
 
 class ArticleIn(BaseModel):
@@ -51,8 +63,11 @@ class ArticleIn(BaseModel):
 
 
 class ModelRef(BaseModel):
+    """The bundle that produced a score; digest tells apart two bundles with one name and version."""
+
     name: str
     version: str
+    digest: str | None = Field(None, description="The first 12 hex digits of the sha256 of its manifest.json")
 
 
 class SourceRef(BaseModel):

@@ -1,24 +1,21 @@
 """The service loop: consume, micro-batch, score in a worker thread, publish, commit.
 
-Delivery semantics (README, "Delivery semantics"):
-
-* At-least-once (default). A message's offset is committed only after every output for it (score
-  and alert, or dead letter) has been acknowledged by the broker: OffsetTracker commits the
-  contiguous prefix of finished messages per partition. The commit order is: outputs produced,
-  delivery reports received, then offsets committed. A crash at any point loses nothing; a
-  restart re-scores at most the uncommitted tail.
-* Exactly-once (``exactly_once``). Each batch's outputs and its input offsets are committed in one
-  Kafka transaction (``send_offsets_to_transaction``), so a ``read_committed`` consumer sees each
-  score exactly once, across crashes too. Any transaction error stops the service; the restart
-  resumes from the last committed transaction.
+The loop is given its source, sink and scoring stage (``Service``), so the unit tests drive it
+with fakes; ``serve`` builds the real ones from the settings. The delivery mode (stream.delivery)
+decides how outputs are published and offsets committed; the README's "Delivery semantics"
+states the guarantees and the failure policy.
 
 The main thread never blocks on the model: batches are scored in a worker thread while it keeps
-polling (so the group never evicts a slow instance), publishing finished batches and committing.
-Above ``max_in_flight`` unfinished messages it pauses its partitions, and resumes below half.
-When partitions are revoked it finishes the batches in flight, waits for their delivery and
-commits before letting go; messages of those partitions still waiting in the batcher are
-abandoned uncommitted, for the next owner to read. SIGTERM or SIGINT stops consuming, finishes
-the batch, flushes, commits and closes; a second Ctrl-C exits at once.
+polling (so the group never evicts a slow instance), publishing finished batches in order and
+committing. Above ``max_in_flight`` unfinished messages it pauses every assigned partition and
+resumes below half, reconciled per partition after every rebalance. When partitions are revoked
+it finishes the batches in flight, publishes them and commits before letting go; messages of
+those partitions still waiting in the batcher are abandoned uncommitted, for the next owner. A
+lost partition (the group moved on without us) gets nothing more: no output, no commit.
+Between two batches it swaps in a bundle the reloader has validated. SIGTERM or SIGINT stops
+consuming, finishes the batch, flushes, commits and closes; a second Ctrl-C exits at once; SIGHUP
+asks for a bundle reload. A SystemicError (systemic: the model, Kafka) stops it without
+committing, with one log line.
 """
 
 import os
@@ -26,10 +23,10 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
@@ -37,19 +34,29 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from stream.batcher import Batcher
-from stream.errors import BrokerError
-from stream.observability import HealthServer, Metrics
-from stream.offsets import OffsetTracker, Partition
-from stream.process import BatchProcessor, BatchResult, processor_for
-from stream.records import Incoming, Output
+from stream.canary import GateResult
+from stream.delivery import Delivery, Publication, TransactionalId, delivery_for
+from stream.errors import BrokerError, SystemicError
+from stream.observability import HealthServer, KafkaEvents, Metrics
+from stream.offsets import Partition
+from stream.process import BatchProcessor, BatchResult, load_processor
+from stream.records import Incoming
+from stream.reload import Reloader, fingerprint
 from stream.settings import ServeSettings
-from stream.sink import Sink
-from stream.source import Source
+from stream.sink import KafkaSink, Sink
+from stream.source import KafkaSource, Source
 
-COMMIT_INTERVAL_S = 0.5
 MAX_BATCHES_IN_FLIGHT = 2
-FLUSH_TIMEOUT_S = 60.0
-TXN_TIMEOUT_S = 60.0
+MAX_PUBLISH_ATTEMPTS = 5
+LAG_INTERVAL_S = 1.0  # how often to look at the partitions' ends for a stalled consumer
+
+
+@dataclass
+class Scoring:
+    """The models the loop scores with: the bundle in service (swapped on reload) and the shadow."""
+
+    primary: BatchProcessor
+    shadow: BatchProcessor | None = None
 
 
 @dataclass
@@ -57,6 +64,19 @@ class _Batch:
     seq: int
     messages: list[Incoming]
     future: "Future[BatchResult]"
+    dispatched: float
+    epochs: dict[Partition, int]  # of its partitions at dispatch: a revoke or loss since voids them
+    publication: Publication | None = None
+    attempts: int = 0
+
+
+@dataclass
+class _Watch:
+    """What liveness looks at: the loop's heartbeat and whether consumption stalled."""
+
+    beat: float
+    stalled_since: float | None = None
+    looked: float | None = None
 
 
 def _offset_ranges(messages: list[Incoming]) -> str:
@@ -68,118 +88,138 @@ def _offset_ranges(messages: list[Incoming]) -> str:
 
 
 class Service:
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        source: Source,
+        sink: Sink,
+        scoring: Scoring,
+        *,
+        metrics: Metrics | None = None,
+        delivery: Delivery | None = None,
+        reloader: "Reloader[tuple[BatchProcessor, GateResult]] | None" = None,
+        events: list[KafkaEvents] | None = None,
+        executor: Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.log = structlog.get_logger("wirewatch.serve")
-        self.metrics = Metrics()
-        self.tracker = OffsetTracker()
-        self.batcher: Batcher[Incoming] = Batcher(settings.batch_size, settings.max_wait_ms / 1000.0)
-        self.source = Source(settings, self._assigned, self._revoked, self._lost, self.metrics.update_lag)
-        self.sink = Sink(settings, self._delivered)
-        self.processor: BatchProcessor | None = None
-        self.health: HealthServer | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self.metrics = metrics or Metrics()
+        self.source = source
+        self.sink = sink
+        self.scoring = scoring
+        self.delivery = delivery or delivery_for(settings, source, sink, self.metrics, self.log, clock)
+        self.reloader = reloader
+        self.events = events or []
+        self.batcher: Batcher[Incoming] = Batcher(settings.batch_size, settings.max_wait_ms / 1000.0, clock)
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self._clock = clock
         self._inflight: deque[_Batch] = deque()
-        self._remaining: dict[int, tuple[Incoming, int]] = {}  # outputs still to deliver per input
         self._stopping = threading.Event()
-        self._failure: str | None = None
+        self._paused = False
+        self._failed = False
+        self._epoch: dict[Partition, int] = {}
         self._seq = 0
-        self._last_commit = 0.0
+        self._watch = _Watch(beat=clock())
+        self._show_models()
 
-    # Startup -------------------------------------------------------------------------------
+    # Health ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Everything that can fail fast: the bundle, the model, Kafka, the topics, the port."""
-        s = self.settings
-        self.processor = processor_for(s)
-        scorer, bundle = self.processor.scorer, self.processor.scorer.bundle
-        self._check_topics()
-        if s.metrics_port:
-            self.health = HealthServer(s.metrics_host, s.metrics_port, self.metrics, self.is_ready)
-            self.health.start()
-        if s.exactly_once:
-            self.sink.init_transactions(s.startup_timeout_s)
-        self.source.subscribe()
-        self.log.info(
-            "started",
-            model=bundle.label,
-            threshold=bundle.manifest.threshold,
-            providers=scorer.providers,
-            bootstrap_servers=s.bootstrap_servers,
-            input_topic=s.input_topic,
-            group_id=s.group_id,
-            mode="exactly-once" if s.exactly_once else "at-least-once",
-            metrics_port=self.health.port if self.health else None,
-            kafka=s.redacted_kafka(),
-        )
+    def ready(self) -> tuple[bool, str]:
+        if self._stopping.is_set():
+            return False, "stopping"
+        if not self.source.assignment:
+            return False, "no partitions assigned"
+        return True, f"{len(self.source.assignment)} partitions, model {self.scoring.primary.label}"
 
-    def _check_topics(self) -> None:
-        s = self.settings
-        admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, **s.kafka})
-        try:
-            metadata = admin.list_topics(timeout=s.startup_timeout_s)
-        except KafkaException as exc:
-            raise BrokerError(
-                f"cannot reach Kafka at {s.bootstrap_servers} within {s.startup_timeout_s:g}s "
-                f"({exc.args[0].str()}); start a broker (`wirewatch broker` or docker compose up) "
-                "or set --bootstrap-servers / WIREWATCH_BOOTSTRAP_SERVERS"
-            ) from None
-        wanted = [s.input_topic, s.scores_topic, s.alerts_topic, s.dlq_topic]
-        missing = [t for t in wanted if t not in metadata.topics]
-        if not missing:
-            return
-        if not s.create_topics:
-            raise BrokerError(
-                f"topic(s) {', '.join(missing)} do not exist on {s.bootstrap_servers}; create them "
-                "(docker-compose.yml does) or pass --create-topics"
-            )
-        futures = admin.create_topics([NewTopic(t, num_partitions=s.topic_partitions) for t in missing])
-        for topic, future in futures.items():
-            try:
-                future.result(timeout=s.startup_timeout_s)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise BrokerError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
-        self.log.info("created topics", topics=missing, partitions=s.topic_partitions)
+    def live(self) -> tuple[bool, str]:
+        """Alive means making progress: the loop runs, no batch hangs, no lagging partition is idle."""
+        now, limit = self._clock(), self.settings.liveness_timeout_s
+        if now - self._watch.beat > limit:
+            return False, f"the service loop has not run for {now - self._watch.beat:.0f} s"
+        head = self._inflight[0] if self._inflight else None
+        if head is not None and not head.future.done() and now - head.dispatched > limit:
+            return False, f"batch {head.seq} has been scoring for {now - head.dispatched:.0f} s"
+        stalled = self._watch.stalled_since
+        if stalled is not None and now - stalled > limit:
+            return False, f"partitions with lag have delivered nothing for {now - stalled:.0f} s"
+        return True, "ok"
 
-    def is_ready(self) -> bool:
-        return self.processor is not None and bool(self.source.assignment) and not self._stopping.is_set()
-
-    # The loop ------------------------------------------------------------------------------
+    # The loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run until stop() or a signal; raises BrokerError when outputs cannot be delivered."""
-        self.start()
+        """Run until stop(), a signal or a SystemicError (raised after the failure shutdown)."""
         restore = self._install_signals()
+        failure: BaseException | None = None
         try:
+            self.delivery.start()
+            self.source.subscribe(self)
+            if self.reloader is not None:
+                self.reloader.start()
+            self.log.info(
+                "started",
+                model=self.scoring.primary.label,
+                digest=self.scoring.primary.model.digest,
+                shadow=self.scoring.shadow.label if self.scoring.shadow else None,
+                input_topic=self.settings.input_topic,
+                group_id=self.settings.group_id,
+                mode=self.delivery.name,
+            )
             while not self._stopping.is_set():
                 self.step()
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             try:
-                self._shutdown()
+                self._shutdown(failure)
             finally:
                 restore()
 
     def step(self) -> None:
         s = self.settings
+        now = self._clock()
+        self._watch.beat = now
+        self.metrics.heartbeat.set_to_current_time()
+        for event in self.events:
+            if event.fatal:
+                raise SystemicError(f"Kafka client failed: {event.fatal}")
+        self._swap_model()
         wait = self.batcher.time_left()
         # A due batch that cannot be dispatched (the worker is busy) must not make this loop spin:
         # it would take a core from the model. Poll with the full timeout then.
         if wait is None or len(self._inflight) >= MAX_BATCHES_IN_FLIGHT:
             wait = 0.1
-        for message in self.source.poll(s.batch_size, min(0.1, wait)):
+        polled = self.source.poll(s.batch_size, min(0.1, wait))
+        owned = self.source.assignment
+        for message in polled:
+            if message.tp not in owned:  # fetched before a rebalance took the partition away
+                continue
             self.metrics.consumed.inc()
-            self.tracker.consumed(message.tp, message.offset)
+            self.delivery.consumed(message)
             self.batcher.add(message)
+        self._watch_progress(now, bool(polled))
         self._dispatch()
         self._complete(block=False)
-        self.sink.poll(0)
-        self._raise_on_failure()
-        self._commit(force=False)
+        self.delivery.poll()
+        self.delivery.commit()
         self._backpressure()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _watch_progress(self, now: float, consumed: bool) -> None:
+        """Stalled: partitions with messages left, not paused by us, yet nothing read for a while."""
+        if consumed or self._paused:
+            self._watch.stalled_since = None
+        if self._watch.looked is not None and now - self._watch.looked < LAG_INTERVAL_S:
+            return
+        self._watch.looked = now
+        lagging = any(lag > 0 for lag in self.source.lag().values())  # also updates the lag gauges
+        if consumed or self._paused or not lagging:
+            self._watch.stalled_since = None
+        elif self._watch.stalled_since is None:
+            self._watch.stalled_since = now
 
     def _dispatch(self, everything: bool = False) -> None:
         while (
@@ -189,86 +229,62 @@ class Service:
         ):
             messages = self.batcher.take()
             self._seq += 1
-            assert self.processor is not None
-            future = self._executor.submit(self.processor.process, messages)
-            self._inflight.append(_Batch(self._seq, messages, future))
+            # The bundle is chosen here: a swap never changes a batch already dispatched.
+            primary, shadow = self.scoring.primary, self.scoring.shadow
+            future = self._executor.submit(primary.process, messages, shadow)
+            epochs = {m.tp: self._epoch.get(m.tp, 0) for m in messages}
+            self._inflight.append(_Batch(self._seq, messages, future, self._clock(), epochs))
 
-    def _complete(self, block: bool) -> None:
+    def _complete(self, block: bool, revoking: set[Partition] | None = None) -> None:
         """Publish finished batches in order; with block, wait for all of them."""
-        while self._inflight and (block or self._inflight[0].future.done()):
-            batch = self._inflight.popleft()
-            result = batch.future.result()
-            if self.settings.exactly_once:
-                self._publish_transaction(batch, result)
-            else:
-                self._publish(batch, result)
-            self._log_batch(batch, result)
-            if block:
-                self._dispatch(everything=self._stopping.is_set())
-
-    def _publish(self, batch: _Batch, result: BatchResult) -> None:
-        counts: dict[int, int] = {}
-        for output in result.outputs:
-            counts[id(output.origin)] = counts.get(id(output.origin), 0) + 1
-        for message in batch.messages:
-            if id(message) in counts:
-                self._remaining[id(message)] = (message, counts[id(message)])
-            else:  # not expected (every input gets a score or a dead letter), but never stuck
-                self.tracker.done(message.tp, message.offset)
-        self.sink.publish(result.outputs)
-
-    def _publish_transaction(self, batch: _Batch, result: BatchResult) -> None:
-        positions: dict[Partition, int] = {}
-        for message in batch.messages:
-            positions[message.tp] = max(positions.get(message.tp, 0), message.offset + 1)
-        self.sink.begin()
-        self.sink.publish(result.outputs)
-        self.sink.commit_transaction(positions, self.source.group_metadata(), TXN_TIMEOUT_S)
-        for message in batch.messages:
-            self.tracker.done(message.tp, message.offset)
-        self.tracker.mark_committed(positions)
-
-    def _delivered(self, output: Output, error: KafkaError | None) -> None:
-        if error is not None:
-            self._failure = f"delivery to {output.topic} failed: {error.str()}"
-            return
-        origin = output.origin
-        if output.topic == self.settings.scores_topic and origin.timestamp_ms:
-            self.metrics.latency.observe(max(0.0, time.time() - origin.timestamp_ms / 1000.0))
-        if self.settings.exactly_once:
-            return
-        message, left = self._remaining.get(id(origin), (origin, 1))
-        if left <= 1:
-            self._remaining.pop(id(origin), None)
-            self.tracker.done(message.tp, message.offset)
-        else:
-            self._remaining[id(origin)] = (message, left - 1)
-
-    def _raise_on_failure(self) -> None:
-        if self._failure:
-            raise BrokerError(f"{self._failure}; offsets after the last delivered output stay uncommitted")
-
-    def _commit(self, force: bool) -> None:
-        if self.settings.exactly_once:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_commit < COMMIT_INTERVAL_S:
-            return
-        self._last_commit = now
-        positions = {tp: o for tp, o in self.tracker.committable().items() if tp in self.source.assignment}
-        if positions:
-            self.source.commit(positions)
-            self.tracker.mark_committed(positions)
+        while self._inflight:
+            batch = self._inflight[0]
+            if not block and not batch.future.done():
+                return
+            if batch.publication is None:
+                try:
+                    result = batch.future.result()
+                except SystemicError:
+                    raise
+                except Exception as exc:  # the processor is total; anything else is a bug
+                    raise SystemicError(
+                        f"scoring batch {batch.seq} raised {type(exc).__name__}: {exc}"
+                    ) from exc
+                batch.publication = Publication(list(batch.messages), list(result.outputs))
+                self._log_batch(batch, result)
+            # Partitions let go since dispatch belong to someone else now, even if they came back.
+            batch.publication.keep({tp for tp, e in batch.epochs.items() if self._epoch.get(tp, 0) == e})
+            if not self.delivery.publish(batch.publication):
+                batch.attempts += 1
+                if batch.attempts >= MAX_PUBLISH_ATTEMPTS:
+                    raise SystemicError(
+                        f"batch {batch.seq} could not be published in {batch.attempts} attempts"
+                    )
+                if revoking:
+                    # Their transaction failed: leave those partitions' messages to the next owner.
+                    batch.publication.keep(self.source.assignment - revoking)
+                elif not block:
+                    return  # again on the next pass, after a poll has served any rebalance
+                continue
+            self._inflight.popleft()
+            if block and self._stopping.is_set():
+                self._dispatch(everything=True)
 
     def _backpressure(self) -> None:
-        in_flight = self.tracker.in_flight()
+        in_flight = self.delivery.in_flight()
+        self.metrics.in_flight.set(in_flight)
         if in_flight >= self.settings.max_in_flight:
-            if not self.source.paused:
-                self.log.info("pausing", in_flight=in_flight)
-            self.source.pause()
-        elif self.source.paused and in_flight <= self.settings.max_in_flight // 2:
-            self.source.resume()
-            self.log.info("resuming", in_flight=in_flight)
+            paused = True
+        elif in_flight <= self.settings.max_in_flight // 2:
+            paused = False
+        else:
+            paused = self._paused
+        if paused != self._paused:
+            self.log.info("pausing" if paused else "resuming", in_flight=in_flight)
+        self._paused = paused
+        # Every pass: partitions assigned since the last one get the state we want, whatever
+        # librdkafka kept from an earlier assignment.
+        self.metrics.paused.set(len(self.source.set_paused(paused)))
 
     def _log_batch(self, batch: _Batch, result: BatchResult) -> None:
         m = self.metrics
@@ -278,9 +294,17 @@ class Service:
             m.dead_letters.labels(reason).inc(n)
         m.batch_size.observe(len(batch.messages))
         m.inference.observe(result.inference_s)
+        if result.shadow_agree or result.shadow_disagree:
+            m.shadow_agreement.labels("true").inc(result.shadow_agree)
+            m.shadow_agreement.labels("false").inc(result.shadow_disagree)
+            for diff in result.shadow_diffs:
+                m.shadow_diff.observe(diff)
+        if result.shadow_failed:
+            m.shadow_failures.inc(result.shadow_failed)
         self.log.bind(batch=batch.seq, offsets=_offset_ranges(batch.messages)).info(
             "batch",
             size=len(batch.messages),
+            model=result.model.version if result.model else None,
             scored=result.scored,
             alerts=result.alerts,
             dead_letters=dict(result.dead_letters),
@@ -290,64 +314,108 @@ class Service:
             explain_ms=round(result.explain_s * 1000, 1),
         )
 
-    # Rebalancing ---------------------------------------------------------------------------
+    # Models ------------------------------------------------------------------------------
 
-    def _assigned(self, partitions: list[Partition]) -> None:
+    def _swap_model(self) -> None:
+        loaded = self.reloader.take() if self.reloader is not None else None
+        if loaded is None:
+            return
+        processor, gate = loaded
+        old = self.scoring.primary
+        self.scoring.primary = processor
+        self.metrics.reloads.labels("swapped").inc()
+        self._show_models()
+        self.log.info(
+            "bundle swapped in",
+            old=old.label,
+            old_digest=old.model.digest,
+            new=processor.label,
+            new_digest=processor.model.digest,
+            gate=gate.kind,
+            canary_max_diff=gate.max_diff,
+        )
+
+    def _show_models(self) -> None:
+        for role, processor in (("primary", self.scoring.primary), ("shadow", self.scoring.shadow)):
+            if processor is not None:
+                m = processor.model
+                self.metrics.show_model(role, m.name, m.version, m.digest)
+
+    # Rebalancing (source Listener) ------------------------------------------------------------
+
+    def assigned(self, partitions: list[Partition]) -> None:
+        self.metrics.rebalances.labels("assigned").inc(len(partitions))
         self.log.info("partitions assigned", partitions=sorted(partitions))
 
-    def _revoked(self, partitions: list[Partition]) -> None:
-        """Finish and commit what is in flight before the partitions go to another instance."""
-        self._complete(block=True)
-        if not self.settings.exactly_once:
-            undelivered = self.sink.flush(FLUSH_TIMEOUT_S)
-            self._raise_on_failure()
-            if undelivered:
-                self._failure = f"{undelivered} outputs undelivered at rebalance"
-            self._commit(force=True)
+    def revoked(self, partitions: list[Partition]) -> None:
+        """Finish, publish and commit what is in flight before the partitions go to another instance."""
+        self.metrics.rebalances.labels("revoked").inc(len(partitions))
+        if self._failed:
+            # Closing the consumer after a failure revokes too: nothing may be published or committed.
+            self._let_go(partitions)
+            return
+        self._complete(block=True, revoking=set(partitions))
+        self.delivery.on_revoke(partitions)
         self._let_go(partitions)
         self.log.info("partitions revoked", partitions=sorted(partitions))
 
-    def _lost(self, partitions: list[Partition]) -> None:
-        """Lost, not revoked: another instance may own them already, so nothing is committed."""
+    def lost(self, partitions: list[Partition]) -> None:
+        """Lost, not revoked: another instance may own them already, so nothing more is committed."""
+        self.metrics.rebalances.labels("lost").inc(len(partitions))
+        self.delivery.on_lost(partitions)
         self._let_go(partitions)
         self.log.warning("partitions lost", partitions=sorted(partitions))
 
     def _let_go(self, partitions: list[Partition]) -> None:
         gone = set(partitions)
+        for tp in gone:
+            self._epoch[tp] = self._epoch.get(tp, 0) + 1
         abandoned = self.batcher.drop(lambda m: m.tp in gone)
-        self.tracker.forget(partitions)
         if abandoned:
             self.log.info("abandoned uncommitted messages", count=len(abandoned))
 
-    # Shutdown ------------------------------------------------------------------------------
+    # Shutdown ----------------------------------------------------------------------------
 
-    def _shutdown(self) -> None:
-        self.log.info("stopping", in_flight=self.tracker.in_flight())
+    def _shutdown(self, failure: BaseException | None) -> None:
+        clean = failure is None
         try:
-            if self._failure is None and self.processor is not None:
+            if clean:
+                self.log.info("stopping", in_flight=self.delivery.in_flight())
                 self._dispatch(everything=True)
                 self._complete(block=True)
-                if not self.settings.exactly_once:
-                    undelivered = self.sink.flush(FLUSH_TIMEOUT_S)
-                    self._raise_on_failure()
-                    if undelivered:
-                        raise BrokerError(
-                            f"{undelivered} outputs undelivered at shutdown; their offsets stay uncommitted"
-                        )
-                    self._commit(force=True)
+                self.delivery.finish()
+        except BaseException as exc:
+            clean, failure = False, exc
+            raise
         finally:
+            if not clean:
+                self._failed = True
+                self.delivery.abandon()
+                self.log.error(
+                    "stopped without committing",
+                    reason=str(failure) or type(failure).__name__,
+                    kind=type(failure).__name__,
+                )
+            if self.reloader is not None:
+                self.reloader.stop()
             self.source.close()
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            if self.health is not None:
-                self.health.stop()
-            self.log.info("stopped", committed=self._failure is None)
+            self._executor.shutdown(wait=clean, cancel_futures=True)
+            if clean:
+                self.log.info("stopped", committed=True)
 
-    def _install_signals(self) -> Any:
+    def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.getsignal(sig) for sig in wanted}
 
         def handle(signum: int, _frame: FrameType | None) -> None:
+            if signum == signal.SIGHUP:
+                if self.reloader is None:
+                    self.log.warning("SIGHUP ignored: reload is off (--no-reload)")
+                else:
+                    self.reloader.request()
+                return
             if self._stopping.is_set() and signum == signal.SIGINT:
                 os._exit(130)  # a second Ctrl-C: the user wants out now
             self.log.info(
@@ -355,7 +423,7 @@ class Service:
             )
             self._stopping.set()
 
-        for sig in previous:
+        for sig in wanted:
             signal.signal(sig, handle)
 
         def restore() -> None:
@@ -363,3 +431,91 @@ class Service:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def check_topics(settings: ServeSettings) -> None:
+    s = settings
+    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, **s.kafka})
+    try:
+        metadata = admin.list_topics(timeout=s.startup_timeout_s)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot reach Kafka at {s.bootstrap_servers} within {s.startup_timeout_s:g}s "
+            f"({exc.args[0].str()}); start a broker (`wirewatch broker` or docker compose up) "
+            "or set --bootstrap-servers / WIREWATCH_BOOTSTRAP_SERVERS"
+        ) from None
+    wanted = [s.input_topic, *s.output_topics]
+    missing = [t for t in wanted if t not in metadata.topics]
+    if not missing:
+        return
+    if not s.create_topics:
+        raise BrokerError(
+            f"topic(s) {', '.join(missing)} do not exist on {s.bootstrap_servers}; create them "
+            "(docker-compose.yml does) or pass --create-topics"
+        )
+    futures = admin.create_topics([NewTopic(t, num_partitions=s.topic_partitions) for t in missing])
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=s.startup_timeout_s)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+    structlog.get_logger("wirewatch.serve").info(
+        "created topics", topics=missing, partitions=s.topic_partitions
+    )
+
+
+def serve(settings: ServeSettings) -> None:
+    """`wirewatch serve`: everything that can fail fast first (port, bundles, Kafka), then the loop."""
+    s = settings
+    log = structlog.get_logger("wirewatch.serve")
+    metrics = Metrics()
+    health = HealthServer(s.metrics_host, s.metrics_port, metrics) if s.metrics_port else None
+    txn_id = TransactionalId(s.group_id)
+    try:
+        if health is not None:
+            health.start()
+        watched = fingerprint(s.bundle)
+        primary, gate = load_processor(s, s.bundle)
+        if gate.kind == "smoke":
+            log.warning(
+                "bundle has no canary set (exported before it existed); it passed the smoke test only",
+                bundle=str(s.bundle),
+            )
+        shadow = load_processor(s, s.shadow_bundle, explain=False)[0] if s.shadow_bundle else None
+        check_topics(s)
+        consumer_events = KafkaEvents("consumer", log, metrics)
+        producer_events = KafkaEvents("producer", log, metrics)
+        transactional_id = (s.transactional_id or txn_id.claim()) if s.exactly_once else None
+        reloader: Reloader[tuple[BatchProcessor, GateResult]] | None = None
+        if s.reload:
+            reloader = Reloader(
+                s.bundle, lambda path: load_processor(s, path), s.reload_interval_s, log, metrics, watched
+            )
+        service = Service(
+            s,
+            KafkaSource(s, consumer_events, metrics),
+            KafkaSink(s, producer_events, transactional_id),
+            Scoring(primary, shadow),
+            metrics=metrics,
+            reloader=reloader,
+            events=[consumer_events, producer_events],
+        )
+        if health is not None:
+            health.live, health.ready = service.live, service.ready
+        log.info(
+            "starting",
+            threshold=primary.threshold,
+            providers=getattr(primary.scorer, "providers", None),
+            gate=gate.kind,
+            canary_max_diff=gate.max_diff,
+            bootstrap_servers=s.bootstrap_servers,
+            transactional_id=transactional_id,
+            metrics_port=health.port if health else None,
+            kafka=s.redacted_kafka(),
+        )
+        service.run()
+    finally:
+        txn_id.release()
+        if health is not None:
+            health.stop()

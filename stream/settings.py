@@ -3,21 +3,36 @@
 Every field reads from the environment variable of its name, upper case, with the WIREWATCH_
 prefix: ``bootstrap_servers`` from ``WIREWATCH_BOOTSTRAP_SERVERS``. ``kafka`` passes librdkafka
 settings through (SASL, SSL, tuning): ``WIREWATCH_KAFKA='{"security.protocol": "SASL_SSL"}'`` or
-``--kafka sasl.mechanism=PLAIN``; values of keys that look secret are never logged.
+``--kafka sasl.mechanism=PLAIN``; values of keys that look secret are never logged. Keys that
+decide the delivery semantics are refused there (see PROTECTED_KAFKA_KEYS).
+
+The field defaults below are the only place defaults are written: `--help` and the README's
+configuration table (`python -m stream.settings`) are generated from them, and a test compares.
 """
 
 import argparse
 import os
-import socket
+import sys
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.errors import ConfigError
 
 _SECRET_WORDS = ("password", "secret", "token", "key")
+# librdkafka keys the service sets itself because its guarantees rest on them.
+PROTECTED_KAFKA_KEYS = {
+    "enable.auto.commit": "offsets are committed only after the outputs are delivered",
+    "enable.auto.offset.store": "offsets are committed only after the outputs are delivered",
+    "isolation.level": "the scorer reads committed input only (read_committed)",
+    "enable.idempotence": "retries must never duplicate or reorder outputs",
+    "acks": "the idempotent producer needs acks=all",
+    "transactional.id": "use --transactional-id",
+    "group.id": "use --group-id",
+    "bootstrap.servers": "use --bootstrap-servers",
+}
 
 
 class ServeSettings(BaseSettings):
@@ -34,9 +49,11 @@ class ServeSettings(BaseSettings):
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Articles per micro-batch at most")
     max_wait_ms: int = Field(
-        100, ge=0, le=60_000, description="Close a batch this long after its first article"
+        50, ge=0, le=60_000, description="Close a batch this long after its first article"
     )
-    inference_batch_size: int = Field(8, ge=1, le=512, description="Windows per ONNX Runtime call")
+    inference_batch_size: int = Field(
+        8, ge=1, le=512, description="Windows per ONNX Runtime call (length-sorted, padded per call)"
+    )
     providers: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="ONNX Runtime execution provider; auto: CUDA when available"
     )
@@ -51,10 +68,24 @@ class ServeSettings(BaseSettings):
     max_message_bytes: int = Field(1_000_000, ge=1024, description="Larger inputs go to the DLQ as too_large")
     max_in_flight: int = Field(512, ge=1, description="Pause consuming above this many unfinished messages")
     explain: bool = Field(True, description="Attach the sentences that drove the score to each alert")
+    max_consecutive_failures: int = Field(
+        20, ge=1, description="Stop without committing when this many articles in a row fail to score"
+    )
     exactly_once: bool = Field(False, description="Read-process-write in Kafka transactions")
     transactional_id: str | None = Field(
-        None, description="Stable per instance; default <group_id>-<hostname>"
+        None,
+        description="Stable per instance; default <group_id>-<hostname>-<n>, n the lowest slot free on this host",
     )
+    reload: bool = Field(
+        True, description="Watch the bundle path (and SIGHUP) and swap in a new bundle that passes the gate"
+    )
+    reload_interval_s: float = Field(
+        2.0, gt=0, description="How often to look at the bundle path for a change"
+    )
+    shadow_bundle: Path | None = Field(
+        None, description="Second bundle that scores every article too, for comparison (no alerts)"
+    )
+    shadow_topic: str = Field("article-scores-shadow", description="Topic for the shadow bundle's scores")
     create_topics: bool = Field(False, description="Create missing topics at startup")
     topic_partitions: int = Field(3, ge=1, description="Partitions of topics created with create_topics")
     metrics_port: int = Field(
@@ -64,20 +95,36 @@ class ServeSettings(BaseSettings):
     log_format: Literal["json", "console"] = Field("console", description="Log format")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
     startup_timeout_s: float = Field(15.0, gt=0, description="How long to wait for Kafka at startup")
+    liveness_timeout_s: float = Field(
+        60.0, gt=0, description="/healthz fails when the loop or a batch has been stuck this long"
+    )
     # Kafka's pre-3.0 default; also keeps the embedded broker's first group join short (~5 s).
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer group session timeout")
-    kafka: dict[str, str] = Field(default_factory=dict, description="librdkafka settings passed through")
+    kafka: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka settings passed through (a JSON object; --kafka key=value adds one, repeatable)",
+    )
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> "ServeSettings":
-        topics = [self.input_topic, self.scores_topic, self.alerts_topic, self.dlq_topic]
+        topics = [*self.output_topics, self.input_topic]
         if len(set(topics)) != len(topics):
-            raise ValueError(f"input, scores, alerts and dead-letter topics must differ: {topics}")
+            raise ValueError(f"input, scores, alerts, dead-letter and shadow topics must differ: {topics}")
         return self
 
+    @field_validator("kafka")
+    @classmethod
+    def _no_protected_keys(cls, kafka: dict[str, str]) -> dict[str, str]:
+        for key in kafka:
+            reason = PROTECTED_KAFKA_KEYS.get(key.strip().lower())
+            if reason:
+                raise ValueError(f"{key!r} cannot be passed through: the service sets it ({reason})")
+        return kafka
+
     @property
-    def effective_transactional_id(self) -> str:
-        return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
+    def output_topics(self) -> list[str]:
+        topics = [self.scores_topic, self.alerts_topic, self.dlq_topic]
+        return [*topics, self.shadow_topic] if self.shadow_bundle else topics
 
     def redacted_kafka(self) -> dict[str, str]:
         return {
@@ -105,9 +152,12 @@ def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -
         ) from None
 
 
+DEFAULT_DATA_DIR = "../shared/datasets"
+
+
 def default_data_dir() -> Path:
     """The corpora for `data prepare` and `demo`: $WIREWATCH_DATA_DIR, else ../shared/datasets."""
-    return Path(os.environ.get("WIREWATCH_DATA_DIR", "../shared/datasets"))
+    return Path(os.environ.get("WIREWATCH_DATA_DIR", DEFAULT_DATA_DIR))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,6 +189,37 @@ def from_arguments(args: argparse.Namespace) -> ServeSettings:
     return load_settings(kafka_extra=parse_kafka_pairs(getattr(args, "kafka", None) or []), **overrides)
 
 
+def _flag(name: str) -> str:
+    field = ServeSettings.model_fields[name]
+    flag = "--" + name.replace("_", "-")
+    if field.annotation is bool:
+        return f"`{flag}/--no-{flag[2:]}`"
+    return "`--threads`" if name == "intra_op_threads" else f"`{flag}`"
+
+
+def _default(name: str) -> str:
+    field = ServeSettings.model_fields[name]
+    if field.is_required():
+        return "(required)"
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The README's configuration table, from the fields: one source for names, defaults and meaning."""
+    rows = ["| variable | flag | default | meaning |", "|---|---|---|---|"]
+    for name, field in ServeSettings.model_fields.items():
+        meaning = (field.description or name).replace("|", "\\|")
+        if get_origin(field.annotation) is Literal:
+            meaning += ": " + ", ".join(f"`{c}`" for c in get_args(field.annotation))
+        rows.append(f"| `WIREWATCH_{name.upper()}` | {_flag(name)} | {_default(name)} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 def parse_kafka_pairs(pairs: list[str]) -> dict[str, str]:
     config = {}
     for pair in pairs:
@@ -147,3 +228,26 @@ def parse_kafka_pairs(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--kafka expects key=value (a librdkafka setting), got {pair!r}")
         config[key.strip()] = value
     return config
+
+
+TABLE_START = "<!-- settings table: generated from stream/settings.py by `make settings-table` -->"
+TABLE_END = "<!-- end of the settings table -->"
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the table between the markers of a README; True when it changed."""
+    text = path.read_text(encoding="utf-8")
+    head, start, rest = text.partition(TABLE_START)
+    _old, end, tail = rest.partition(TABLE_END)
+    if not start or not end:
+        raise ConfigError(f"{path}: no settings table markers ({TABLE_START} ... {TABLE_END})")
+    new = f"{head}{TABLE_START}\n{settings_table()}{TABLE_END}{tail}"
+    path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        print(f"{sys.argv[1]}: {'updated' if update_readme(Path(sys.argv[1])) else 'already current'}")
+    else:
+        sys.stdout.write(settings_table())

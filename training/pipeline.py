@@ -42,6 +42,7 @@ from stream.text import PREPROCESSING_VERSION, article_text, clean
 from training import calibrate, export, finetune, report, shipping
 from training.assess import Assessment, Systems, assess, domains_of
 from training.baseline import fit_baseline
+from training.canary import add_canary
 from training.model import (
     BaseWeights,
     build_classifier,
@@ -252,6 +253,7 @@ class _Build:
             reason,
         )
         scorer = staging.scorer(picked.path, chosen)
+        manifest.canary = add_canary(self.folder, scorer, test.texts)
         for path in files.values():
             path.unlink()
 

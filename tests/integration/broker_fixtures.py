@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stream.broker import EmbeddedBroker, wait_for_kafka
+from stream.devtools.broker import EmbeddedBroker, wait_for_kafka
 from stream.errors import DependencyError
 
 BOOTSTRAP_ENV = "WIREWATCH_TEST_BOOTSTRAP"

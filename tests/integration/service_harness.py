@@ -16,7 +16,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from stream.articles import read_articles
-from stream.broker import free_port
+from stream.devtools.broker import free_port
 from stream.observability import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ class ServiceProcess:
         self.port = free_port()
         self.log_path = log_dir / f"serve-{uuid.uuid4().hex[:6]}.log"
         self.args = [
-            sys.executable, "-m", "training.cli", "serve",
+            sys.executable, "-m", "wirewatch", "serve",
             "--bundle", str(bundle),
             "--bootstrap-servers", bootstrap,
             "--input-topic", topics.input,
@@ -101,7 +101,7 @@ def run_cli(
     *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "training.cli", *args],
+        [sys.executable, "-m", "wirewatch", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -176,3 +176,52 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
 
 def ids_of(messages: list[Message]) -> list[str]:
     return [json.loads(m.value())["id"] for m in messages]
+
+
+_ZOMBIE = """
+import os, sys
+from confluent_kafka import Producer
+producer = Producer({"bootstrap.servers": sys.argv[1], "transactional.id": sys.argv[3]})
+producer.init_transactions(20)
+producer.begin_transaction()
+producer.produce(sys.argv[2], value=b"zombie")
+producer.flush(20)
+os._exit(9)  # killed with its transaction open
+"""
+_zombie_checks: dict[str, bool] = {}
+
+
+def broker_aborts_zombie_transactions(bootstrap: str, topic: str) -> bool:
+    """Does a new producer with a killed one's transactional.id abort the open transaction?
+
+    Kafka does (InitProducerId writes abort markers). The embedded Tansu 0.6.0 does not: the
+    killed producer's records become visible to read_committed readers, so a SIGKILL that lands
+    inside a transaction shows up as duplicates there, whatever the scorer does.
+    """
+    if bootstrap not in _zombie_checks:
+        txn = f"zombie-check-{uuid.uuid4().hex}"
+        subprocess.run([sys.executable, "-c", _ZOMBIE, bootstrap, topic, txn], timeout=60, check=False)
+        producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn})
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce(topic, value=b"successor")
+        producer.commit_transaction(30)
+        seen = consume(bootstrap, topic, lambda ms: any(m.value() == b"successor" for m in ms), timeout=30)
+        _zombie_checks[bootstrap] = b"zombie" not in [m.value() for m in seen]
+    return _zombie_checks[bootstrap]
+
+
+def exactly_once_duplicates(
+    bootstrap: str, probe_topic: str, scores: list[Message], kills: int, batch_size: int = 16
+) -> tuple[int, int]:
+    """(duplicated scores, how many the broker allows): 0 on Kafka; on a broker that leaves a
+    killed producer's open transaction visible, one batch of scores per kill at most."""
+    by_id: dict[str, set[tuple[int, int]]] = {}
+    for m in scores:
+        record = json.loads(m.value())
+        by_id.setdefault(record["id"], set()).add((record["source"]["partition"], record["source"]["offset"]))
+    # A duplicate is the same input scored twice, never two inputs under one id.
+    assert all(len(places) == 1 for places in by_id.values())
+    duplicated = len(scores) - len(by_id)
+    allowed = 0 if broker_aborts_zombie_transactions(bootstrap, probe_topic) else kills * batch_size
+    return duplicated, allowed

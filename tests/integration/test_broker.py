@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from stream.broker import EmbeddedBroker, free_port
+from stream.devtools.broker import EmbeddedBroker, free_port
 from tests.integration.broker_fixtures import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def test_topics_produce_consume_and_commit() -> None:
             consumer.close()
     assert sorted(m.value() for m in received) == sorted(f"message {i}".encode() for i in range(MESSAGES))
     assert len({m.partition() for m in received}) > 1
-    # From the messages, not get_watermark_offsets: Tansu's ListOffsets(latest) is off (see stream.broker).
+    # From the messages, not get_watermark_offsets: Tansu's ListOffsets(latest) is off (see stream.devtools.broker).
     ends = [1 + max((m.offset() for m in received if m.partition() == p), default=-1) for p in range(3)]
     assert [tp.offset for tp in committed] == ends
     assert sum(ends) == MESSAGES
@@ -107,7 +107,7 @@ def _read_lines(stream: "subprocess.IO[str]", lines: "queue.Queue[str]") -> None
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the broker's PID through /proc")
 def test_cli_broker_serves_until_sigterm() -> None:
     port = free_port()
-    command = [sys.executable, "-m", "training.cli", "broker", "--port", str(port)]
+    command = [sys.executable, "-m", "wirewatch", "broker", "--port", str(port)]
     cli = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_read_lines, args=(cli.stdout, lines), daemon=True).start()

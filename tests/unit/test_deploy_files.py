@@ -54,4 +54,7 @@ def test_image_holds_the_serving_install_only() -> None:
     assert "torch" not in dockerfile.replace("no torch", "")
     assert 'ENTRYPOINT ["wirewatch", "serve"]' in dockerfile
     base = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert not [d for d in base if re.match(r"(torch|transformers|scikit-learn)\b", d)]
+    assert not [d for d in base if re.match(r"(torch|transformers|scikit-learn|rich)\b", d)]
+    copied = re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE)
+    assert "training" not in copied  # the console script lives in wirewatch/, not training/
+    assert {"wirewatch", "stream"} <= set(copied)

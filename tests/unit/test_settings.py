@@ -1,12 +1,23 @@
 """Settings: WIREWATCH_* variables, flags on top, clear errors, secrets never shown."""
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
 
 from stream.errors import ConfigError
-from stream.settings import ServeSettings, add_arguments, from_arguments, load_settings, parse_kafka_pairs
+from stream.settings import (
+    DEFAULT_DATA_DIR,
+    TABLE_END,
+    TABLE_START,
+    ServeSettings,
+    add_arguments,
+    from_arguments,
+    load_settings,
+    parse_kafka_pairs,
+    settings_table,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,3 +83,55 @@ def test_kafka_pairs() -> None:
     assert parse_kafka_pairs(["a=1", "b.c=x=y"]) == {"a": "1", "b.c": "x=y"}
     with pytest.raises(ConfigError, match="key=value"):
         parse_kafka_pairs(["novalue"])
+
+
+def test_the_readme_table_is_the_settings_table_values_included() -> None:
+    """One source of defaults: the README's table is generated from the fields, values and all."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip("\n") + "\n"
+    assert table == settings_table(), "run `make settings-table` to regenerate the README's table"
+    rows = {r.split("|")[1].strip(" `"): r.split("|")[3].strip(" `") for r in table.splitlines()[2:]}
+    assert rows["WIREWATCH_MAX_WAIT_MS"] == "50" == str(ServeSettings.model_fields["max_wait_ms"].default)
+    for name, field in ServeSettings.model_fields.items():
+        if not field.is_required() and field.default is not None and name != "kafka":
+            shown = rows[f"WIREWATCH_{name.upper()}"]
+            assert shown == (
+                str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
+            )
+
+
+def test_other_defaults_written_outside_the_settings_agree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    data_row = next(line for line in readme.splitlines() if line.startswith("| `WIREWATCH_DATA_DIR`"))
+    assert f"`{DEFAULT_DATA_DIR}`" in data_row
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"$(WIREWATCH_DATA_DIR),{DEFAULT_DATA_DIR})" in makefile
+    bootstrap_row = next(line for line in readme.splitlines() if "(replay, tail)" in line)
+    assert f"`{ServeSettings.model_fields['bootstrap_servers'].default}`" in bootstrap_row
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    port = ServeSettings.model_fields["metrics_port"].default
+    assert f"EXPOSE {port}" in dockerfile
+    assert f"127.0.0.1:{port}/healthz" in dockerfile
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["enable.auto.commit", "isolation.level", "enable.idempotence", "transactional.id", "Enable.Auto.Commit"],
+)
+def test_semantics_critical_kafka_keys_are_refused(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"{key!r} cannot be passed through")):
+        load_settings(bundle="b", kafka_extra={key: "x"})
+    monkeypatch.setenv("WIREWATCH_KAFKA", f'{{"{key}": "x"}}')
+    with pytest.raises(ConfigError, match="invalid setting kafka"):
+        load_settings(bundle="b")
+
+
+def test_tuning_keys_still_pass_through() -> None:
+    settings = load_settings(bundle="b", kafka_extra={"fetch.max.bytes": "1000", "security.protocol": "SSL"})
+    assert settings.kafka == {"fetch.max.bytes": "1000", "security.protocol": "SSL"}
+
+
+def test_the_shadow_topic_must_differ_from_the_others() -> None:
+    with pytest.raises(ConfigError, match="topics must differ"):
+        load_settings(bundle="b", shadow_bundle="s", shadow_topic="article-scores")
+    assert load_settings(bundle="b", shadow_topic="article-scores").shadow_bundle is None  # unused: no clash

