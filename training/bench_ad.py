@@ -67,6 +67,7 @@ class BenchOptions:
     cache: Path = Path("runs/bench-ad")
     adapted: bool = True
     ood: bool = True
+    throughput: bool = True
     threads: int = 0
     base_model: str = DEFAULT_BASE_MODEL
     windowing: Windowing = field(default_factory=Windowing)
@@ -141,6 +142,9 @@ class Bench:
         )
         self.results: dict[str, dict[str, dict[str, Any]]] = {}  # row -> dataset -> task -> result
         self.seconds: dict[str, float] = {}
+        self.tokenizer_file = options.cache / "tokenizer.json"
+        self.normal_windows: list[np.ndarray] = []  # frozen window embeddings, for the throughput bank
+        self.sample_texts: list[str] = []
 
     def record(self, row: str, dataset: str, task: str, value: Any) -> None:
         self.results.setdefault(row, {}).setdefault(dataset, {})[task] = value
@@ -150,6 +154,10 @@ class Bench:
         tasks = list(ad_protocols.DATASETS[dataset](self.options.data_dir))
         everything = {a.id: a for t in tasks for a in (*t.train, *t.val, *t.test)}
         table = self.frozen(list(everything.values()), dataset)
+        self.normal_windows.append(next(iter(table.values()))[0].vectors)
+        self.sample_texts += [
+            article_text(a.title, a.text) for a in tasks[0].test[:: max(1, len(tasks[0].test) // 150)]
+        ]
         for task in tqdm(tasks, desc=dataset, unit="task"):
             train, val, test = (_select(table, s) for s in (task.train, task.val, task.test))
             labels = np.asarray([a.label for a in task.test], dtype=np.int64)
@@ -163,6 +171,30 @@ class Bench:
             if self.options.ood and task.categories:
                 self.ood(dataset, task, labels)
         self.seconds[dataset] = round(time.monotonic() - started, 1)
+
+    def throughput(self) -> list[dict[str, Any]]:
+        from training.bench_throughput import BANK_SIZE, measure
+
+        started = time.monotonic()
+        windows = np.concatenate(self.normal_windows)
+        rng = np.random.default_rng(self.options.seed)
+        bank = windows[rng.choice(len(windows), size=min(BANK_SIZE, len(windows)), replace=False)]
+        texts = self.sample_texts[:400]
+        measured = measure(
+            self.base_model, self.encoder, self.tokenizer_file, bank, texts, self.options.cache / "throughput"
+        )
+        self.seconds["throughput"] = round(time.monotonic() - started, 1)
+        return [
+            {
+                "precision": m.precision,
+                "articles": len(texts),
+                "bank_size": len(bank),
+                "classifier_articles_per_s": round(m.classifier, 1),
+                "novelty_articles_per_s": round(m.novelty, 1),
+                "novelty_over_classifier": round(m.ratio, 3),
+            }
+            for m in measured
+        ]
 
     def tfidf(self, dataset: str, task: ad_protocols.Task, labels: npt.NDArray[np.int64]) -> None:
         train = [article_text(a.title, a.text) for a in task.train]
@@ -288,6 +320,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     bench = Bench(options)
     for dataset in options.datasets:
         bench.run_dataset(dataset)
+    throughput = bench.throughput() if options.throughput else []
     total = time.monotonic() - started
     torch = import_torch()
     summary: dict[str, dict[str, float | None]] = {
@@ -303,6 +336,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "protocols": protocol_notes(options.datasets),
         "mean_auroc_percent": summary,
         "published_auroc_percent": PUBLISHED,
+        "throughput": throughput,
         "tasks": bench.results,
     }
     table = format_table(bench.results, options.datasets)
@@ -313,6 +347,11 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     print()
     for note in result["protocols"].values():
         print(f"- {note}")
+    for t in throughput:
+        print(
+            f"throughput {t['precision']}: classifier {t['classifier_articles_per_s']} articles/s, novelty "
+            f"(bank {t['bank_size']}) {t['novelty_articles_per_s']} articles/s, ratio {t['novelty_over_classifier']}"
+        )
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / f"ad-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -7,7 +7,7 @@ group, so that nothing is committed and no running scorer loses a partition.
 
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -26,29 +26,22 @@ class TopicHistory:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def _shares(available: dict[int, int], limit: int) -> dict[int, int]:
-    """How many of the newest messages to take per partition: limit split in proportion, capped."""
-    total = sum(available.values())
-    if total <= limit:
-        return dict(available)
-    shares = {p: available[p] * limit // total for p in available}
-    for p in sorted(available, key=lambda p: available[p] - shares[p], reverse=True):
-        if sum(shares.values()) >= limit:
-            break
-        if shares[p] < available[p]:
-            shares[p] += 1
-    return shares
-
-
 def read_recent(
     bootstrap: str,
     topic: str,
     limit: int,
     *,
     kafka: dict[str, str] | None = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
+    idle: float = 5.0,
 ) -> TopicHistory:
-    """The newest `limit` valid-or-not messages of the topic, parsed into articles."""
+    """The newest `limit` messages of the topic (by timestamp, over all partitions), parsed.
+
+    Each partition is read from `limit` before its high watermark to its end. The end is where
+    no message arrives for `idle` seconds, not the watermark: transaction markers take offsets
+    that are never delivered, and some Kafka-compatible brokers (the embedded Tansu among them)
+    report a watermark below the last offset. Too low a watermark only makes the read longer.
+    """
     if limit < 1:
         raise DataError("--limit must be at least 1")
     consumer = Consumer(
@@ -64,62 +57,25 @@ def read_recent(
     )
     try:
         try:
-            metadata = consumer.list_topics(topic, timeout=min(timeout, 20.0))
+            metadata = consumer.list_topics(topic, timeout=20.0)
         except KafkaException as exc:
             raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()}") from None
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             raise DataError(f"topic {topic!r} does not exist on {bootstrap}; nothing to learn normal from")
-        ends: dict[int, tuple[int, int]] = {}
+        starts = []
         for partition in sorted(found.partitions):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=min(timeout, 20.0)
-            )
-            ends[partition] = (low, high)
-        shares = _shares({p: high - low for p, (low, high) in ends.items()}, limit)
-        wanted = sum(shares.values())
-        if wanted == 0:
-            raise DataError(f"topic {topic!r} on {bootstrap} is empty; nothing to learn normal from")
-        consumer.assign([TopicPartition(topic, p, ends[p][1] - n) for p, n in shares.items() if n > 0])
-        return _consume(consumer, topic, ends, shares, timeout)
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=20.0)
+            starts.append(TopicPartition(topic, partition, max(low, high - limit)))
+        consumer.assign(starts)
+        newest = _newest(consumer, limit, timeout, idle)
     finally:
         consumer.close()
-
-
-def _consume(
-    consumer: Consumer,
-    topic: str,
-    ends: dict[int, tuple[int, int]],
-    shares: dict[int, int],
-    timeout: float,
-) -> TopicHistory:
-    history = TopicHistory([], 0)
-    pending = {p for p, n in shares.items() if n > 0}
-    deadline = time.monotonic() + timeout
-    while pending:
-        if time.monotonic() > deadline:
-            raise BrokerError(
-                f"read {history.read} of {sum(shares.values())} messages of {topic!r} in {timeout:g} s; "
-                "the broker is too slow or the topic was truncated meanwhile"
-            )
-        message = consumer.poll(0.5)
-        if message is None:
-            # Transaction markers take offsets but are never delivered: the position says
-            # whether a partition's end was reached anyway.
-            for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
-                if tp.offset >= ends[tp.partition][1]:
-                    pending.discard(tp.partition)
-            continue
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                raise BrokerError(f"reading {topic!r} failed: {error.str()}")
-            continue
-        partition, offset = message.partition(), message.offset()
-        if partition is None or offset is None or partition not in pending:
-            continue
-        history.read += 1
-        outcome = parse(message.value(), MAX_MESSAGE_BYTES)
+    if not newest:
+        raise DataError(f"topic {topic!r} on {bootstrap} is empty; nothing to learn normal from")
+    history = TopicHistory([], len(newest))
+    for _timestamp, partition, offset, value in newest:
+        outcome = parse(value, MAX_MESSAGE_BYTES)
         if isinstance(outcome, Valid):
             a = outcome.article
             history.articles.append(
@@ -127,6 +83,36 @@ def _consume(
             )
         else:
             history.skipped[outcome.reason] += 1
-        if offset + 1 >= ends[partition][1]:
-            pending.discard(partition)
     return history
+
+
+Record = tuple[int, int, int, bytes | None]  # timestamp, partition, offset, value
+
+
+def _newest(consumer: Consumer, limit: int, timeout: float, idle: float) -> list[Record]:
+    kept: dict[int, deque[Record]] = {}
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    while time.monotonic() - last < idle:
+        if time.monotonic() > deadline:
+            raise BrokerError(
+                f"the topic kept growing for {timeout:g} s; stop the producers or lower --limit"
+            )
+        message = consumer.poll(0.2)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise BrokerError(f"reading the topic failed: {error.str()}")
+            continue
+        partition, offset = message.partition(), message.offset()
+        if partition is None or offset is None:
+            continue
+        last = time.monotonic()
+        _kind, timestamp = message.timestamp()
+        kept.setdefault(partition, deque(maxlen=limit)).append(
+            (timestamp, partition, offset, message.value())
+        )
+    merged = sorted(record for records in kept.values() for record in records)
+    return merged[-limit:]

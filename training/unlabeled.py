@@ -45,6 +45,7 @@ FloatArray = npt.NDArray[np.float32]
 VAL_SHARE = 0.15  # of the normal articles, held out for the calibration when no val file is given
 # Tolerances for shipping int8 without a labeled test set: agreement with fp32 on validation.
 INT8_SCORE_TOLERANCE = 0.02
+MIN_TEMPERATURE = 2.5e-3  # relative to the statistic's scale; see false_alarm_calibration
 
 
 @dataclass
@@ -206,9 +207,10 @@ def false_alarm_calibration(val_raw: npt.ArrayLike, rate: float) -> tuple[float,
     lower = raw[len(raw) - n_alarms - 1]
     quantile = (lower + upper) / 2
     spread = quantile - float(np.median(raw))
-    if not spread > 1e-9:
-        spread = max(float(np.std(raw)), 1e-6)
-    temperature = spread / math.log(99.0)
+    # The floor keeps the sigmoid from turning fp32 rounding of the statistic (about 1e-6 of
+    # its scale) into visible score noise when normal articles are nearly indistinguishable;
+    # it never moves the threshold, which sits at the quantile whatever the temperature.
+    temperature = max(spread / math.log(99.0), MIN_TEMPERATURE * max(1.0, abs(quantile)))
     return float(temperature), float(-quantile / temperature), float(quantile)
 
 

@@ -182,6 +182,9 @@ def add_bench_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "--no-adapted", action="store_true", help="skip the adapted-encoder rows (the slowest part)"
     )
     p.add_argument("--no-ood", action="store_true", help="skip the ood rows")
+    p.add_argument(
+        "--no-throughput", action="store_true", help="skip the novelty vs classifier serving throughput"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.set_defaults(handler=_bench)
 
@@ -197,6 +200,7 @@ def _bench(args: argparse.Namespace) -> int:
             cache=args.cache,
             adapted=not args.no_adapted,
             ood=not args.no_ood,
+            throughput=not args.no_throughput,
             threads=args.threads,
         )
     )

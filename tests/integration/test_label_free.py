@@ -195,6 +195,7 @@ def test_novelty_learns_normal_from_a_topics_recent_history(
             lf_data,
             out,
             tiny_model,
+            method="knn",
             from_topic=topic,
             limit=30,
             bootstrap_servers=kafka_bootstrap,

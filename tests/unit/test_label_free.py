@@ -10,7 +10,6 @@ from stream.bundle import BaseModelInfo, Calibration, LongText, Manifest, Method
 from stream.errors import ConfigError
 from stream.text import PREPROCESSING_VERSION
 from training import detectors, ood
-from training.topic import _shares
 from training.unlabeled import false_alarm_calibration, false_alarm_rate, far_threshold
 
 CLASSIFIER_MANIFEST = {
@@ -143,11 +142,3 @@ def test_ood_statistics_match_the_graph_head() -> None:
         assert np.allclose(graph, stats[name], atol=1e-5)
     softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert np.allclose(stats["msp"], 1 - softmax.max(axis=1), atol=1e-6)
-
-
-def test_topic_history_takes_the_newest_messages_in_proportion() -> None:
-    assert _shares({0: 10, 1: 0, 2: 30}, 100) == {0: 10, 1: 0, 2: 30}
-    shares = _shares({0: 100, 1: 300, 2: 1}, 40)
-    assert sum(shares.values()) == 40
-    assert shares[1] >= 3 * shares[0] - 1
-    assert all(shares[p] <= n for p, n in {0: 100, 1: 300, 2: 1}.items())
