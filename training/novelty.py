@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from stream.bundle import Bundle, Method, load_bundle
-from stream.encoding import max_per_owner
+from stream.encoding import mean_per_owner
 from stream.errors import ConfigError
 from stream.metrics import auroc
 from training import detectors, unlabeled
@@ -86,8 +86,17 @@ def held_out_cluster_auroc(
 
 
 def article_raw(detector: detectors.Detector, windows: Windows) -> FloatArray:
-    """An article's statistic: the largest over its windows, as the scorer's chunk_max."""
-    return max_per_owner(detector.raw(windows.vectors), windows.owner, windows.n_texts)
+    """An article's raw statistic: the mean over its windows (see unlabeled.AGGREGATION)."""
+    return mean_per_owner(detector.raw(windows.vectors), windows.owner, windows.n_texts)
+
+
+def article_scores(
+    detector: detectors.Detector, windows: Windows, temperature: float, bias: float
+) -> FloatArray:
+    """What the bundle serves: each window's calibrated score, averaged over the article (chunk_mean)."""
+    raw = detector.raw(windows.vectors).astype(np.float64)
+    calibrated_windows = 1.0 / (1.0 + np.exp(-(raw / temperature + bias)))
+    return mean_per_owner(calibrated_windows.astype(np.float32), windows.owner, windows.n_texts)
 
 
 def select_method(

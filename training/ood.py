@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from stream.articles import read_articles
 from stream.bundle import Bundle, Method, load_bundle
-from stream.encoding import Encoder, IntArray, max_per_owner
+from stream.encoding import Encoder, IntArray, mean_per_owner
 from stream.errors import DataError
 from stream.metrics import auroc
 from stream.text import article_text, clean
@@ -200,7 +200,7 @@ def fine_tune(
         bar.close()
         logits, owner = window_logits(classifier, encoder, val[0], config.bf16)
         doc_logits = np.stack(
-            [max_per_owner(logits[:, c], owner, len(val[0])) for c in range(logits.shape[1])], 1
+            [mean_per_owner(logits[:, c], owner, len(val[0])) for c in range(logits.shape[1])], 1
         )
         accuracy = float((doc_logits.argmax(1) == val[1]).mean())
         log(f"epoch {epoch}: validation category accuracy {accuracy:.4f}")
@@ -217,7 +217,7 @@ def _article_stats(
     classifier: Any, encoder: Encoder, texts: Sequence[str], bf16: bool
 ) -> dict[str, npt.NDArray[np.float32]]:
     logits, owner = window_logits(classifier, encoder, texts, bf16)
-    return {k: max_per_owner(v, owner, len(texts)) for k, v in statistics(logits).items()}
+    return {k: mean_per_owner(v, owner, len(texts)) for k, v in statistics(logits).items()}
 
 
 def train_ood(options: UnlabeledOptions) -> Bundle:

@@ -1,8 +1,8 @@
 """What the label-free modes (novelty, ood) share: the normal data, the false-alarm calibration,
 and shipping a graph as a bundle (export, validation, int8, threshold, report, manifest).
 
-The bundle contract is the classifier's: token ids in, one ``score`` in [0, 1] per window out,
-the article's score the maximum over its windows. The anomaly statistic (a distance, an
+The bundle contract is the classifier's: token ids in, one ``score`` in [0, 1] per window out;
+the article's score is the mean over its windows (``chunk_mean``, see unlabeled_report). The anomaly statistic (a distance, an
 uncertainty) is calibrated inside the graph: score = sigmoid(raw / temperature + bias), with
 the threshold at the quantile of held-out normal articles that gives the target false-alarm
 rate, so a score says "more unusual than this share of normal news", whatever the method.
@@ -309,7 +309,7 @@ def new_manifest(
         base_model=BaseModelInfo(name=options.base_model, sha256=base.sha256),
         labels=["normal", "anomaly"],
         max_length=w.max_length,
-        long_text=LongText(stride=w.stride, max_windows=w.max_windows),
+        long_text=LongText(strategy="chunk_mean", stride=w.stride, max_windows=w.max_windows),
         preprocessing_version=PREPROCESSING_VERSION,
         tokenizer=special,
         threshold=0.5,

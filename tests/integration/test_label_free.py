@@ -81,6 +81,7 @@ def test_novelty_bundle_states_mode_method_bank_and_calibration(novelty_bundle: 
     assert m.method.bank_bound is not None
     assert 0 < m.method.bank_size <= m.method.bank_bound
     assert set(m.method.parameters["held_out_cluster_auroc"]) == {"knn", "mahalanobis"}
+    assert m.long_text.strategy == "chunk_mean"
     assert m.calibration.method == "false_alarm_quantile"
     assert m.calibration.target_false_alarm_rate == 0.01
     assert m.extra_metrics["val_false_alarm_rate"] <= 0.01
@@ -89,7 +90,7 @@ def test_novelty_bundle_states_mode_method_bank_and_calibration(novelty_bundle: 
     report = (novelty_bundle / "report.md").read_text()
     assert "## Score distributions" in report
     assert "test anomalous" in report
-    assert "maximum over its windows" in report
+    assert "mean over its windows" in report
     assert (novelty_bundle / "score_hist.png").is_file()
 
 
