@@ -231,7 +231,7 @@ class Bench:
         options = unlabeled.UnlabeledOptions(
             mode="ood",
             out=Path("unused"),
-            train=TrainConfig(epochs=2, batch_size=16, learning_rate=5e-5, seed=self.options.seed),
+            train=TrainConfig(epochs=1, batch_size=16, learning_rate=5e-5, seed=self.options.seed),
         )
         classifier = ood.build_category_classifier(copy.deepcopy(self.base_model), len(names))
         train = [article_text(a.title, a.text) for a in task.train]

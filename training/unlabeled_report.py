@@ -79,6 +79,14 @@ def finish(
     if curves:
         report.plot_pr_curves(curves, folder / "pr_curve.png")
     manifest.data_files = {str(p): sha256_file(p) for p in data.files}
+    manifest.training = {
+        "normal_source": data.train.source,
+        "train_articles": len(data.train.articles),
+        "val_articles": len(data.val.articles),
+        "test_articles": len(data.test.articles) if data.test else 0,
+        "seed": options.train.seed,
+        "notes": notes,
+    }
     manifest.packages = _packages()
     _write_report(folder / "report.md", manifest, options, data, val_far, groups, notes, bool(curves))
     manifest.files = {
