@@ -260,7 +260,7 @@ def _mean(values: dict[str, Any]) -> float | None:
 
 def format_table(results: dict[str, dict[str, dict[str, Any]]], datasets: list[str]) -> str:
     titles = [DATASET_TITLES[d] for d in datasets]
-    width = max(len(r) for r in [*results, *PUBLISHED]) + 2
+    width = max(len(r) for r in [*results, *(f"published: {p}" for p in PUBLISHED)]) + 2
     lines = [
         "Mean AUROC (%) over each protocol's tasks; * = what `wirewatch train --mode novelty` ships by default",
         f"{'':{width}}" + "".join(f"{t:>10}" for t in titles),
