@@ -389,10 +389,11 @@ def _choose_precision(
         return "fp32", "int8 quantization disabled"
     if "model int8" in metrics:
         candidates = {
-            p: shipping.Candidate(p, Path(), scored[p][0], "", metrics[f"model {p}"], np.zeros(0, np.float32))
+            p: shipping.Candidate(p, Path(), scored[p][0], "", metrics[f"model {p}"])
             for p in ("fp32", "int8")
         }
-        return shipping.choose_precision(candidates)  # type: ignore[arg-type]
+        # Label-free bundles have anomalies in test only, so the gate reads test.
+        return shipping.choose_precision(candidates, where="test")  # type: ignore[arg-type]
     diff = float(np.abs(scored["int8"][1] - scored["fp32"][1]).mean())
     if diff <= INT8_SCORE_TOLERANCE:
         return "int8", f"no labeled test set; int8 scores within {diff:.4f} of fp32 on val (mean |diff|)"
