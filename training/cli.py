@@ -151,9 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bundle-version", default="1.0.0", help="bundle version recorded in the manifest (default 1.0.0)"
     )
-    p.add_argument("--epochs", type=int, default=4, help="maximum epochs (default 4)")
-    p.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
-    p.add_argument("--lr", type=float, default=8e-5, help="peak learning rate (default 8e-5)")
+    p.add_argument(
+        "--epochs", type=int, default=TrainConfig.epochs, help=f"maximum epochs (default {TrainConfig.epochs})"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=TrainConfig.batch_size,
+        help=f"training batch size (default {TrainConfig.batch_size})",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=TrainConfig.learning_rate,
+        help=f"peak learning rate (default {TrainConfig.learning_rate:g})",
+    )
     p.add_argument("--max-length", type=int, default=256, help="tokens per window (default 256)")
     p.add_argument("--stride", type=int, help="tokens between window starts (default max-length - 32)")
     p.add_argument("--max-windows", type=int, default=8, help="windows per article at most (default 8)")
