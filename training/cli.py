@@ -58,6 +58,7 @@ def _train(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             train_layers=args.train_layers,
             train_windows=args.train_windows,
+            domain_balance=args.domain_balance,
             bf16=cpu_has_bf16() if args.bf16 is None else args.bf16,
         ),
         target_precision=args.target_precision,
@@ -152,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--bundle-version", default="1.0.0", help="bundle version recorded in the manifest (default 1.0.0)"
     )
     p.add_argument(
-        "--epochs", type=int, default=TrainConfig.epochs, help=f"maximum epochs (default {TrainConfig.epochs})"
+        "--epochs",
+        type=int,
+        default=TrainConfig.epochs,
+        help=f"maximum epochs (default {TrainConfig.epochs})",
     )
     p.add_argument(
         "--batch-size",
@@ -183,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=TrainConfig.train_windows,
         help=f"windows of an article that training looks at (default {TrainConfig.train_windows})",
+    )
+    p.add_argument(
+        "--domain-balance",
+        type=float,
+        default=TrainConfig.domain_balance,
+        help=(
+            "0: each domain weighs in the loss as its size, 0.5: as its square root, 1: all alike (default "
+            f"{TrainConfig.domain_balance:g})"
+        ),
     )
     p.add_argument(
         "--threshold-domain",

@@ -57,6 +57,11 @@ class TrainConfig:
     # Training looks for the best window among an article's first few only (scoring reads up to
     # max_windows): reports lead with their event, and the frozen-layer cache stays affordable.
     train_windows: int = 4
+    # Each domain's share of the loss goes as its size to the power (1 - domain_balance): 0 weighs
+    # every example alike, 0.5 as the square root of the domain's size, 1 all domains alike.
+    # Measured: 0.5 moved one epoch's validation AUPRC by +0.004 on MUC and +0.002 on modern news
+    # (noise at this size), so it stays off.
+    domain_balance: float = 0.0
 
 
 @dataclass
@@ -139,8 +144,8 @@ Window = TypeVar("Window", bound=Sized)
 
 
 def _batches(
-    examples: list[tuple[Window, int]], batch_size: int, rng: random.Random
-) -> list[list[tuple[Window, int]]]:
+    examples: list[tuple[Window, int, float]], batch_size: int, rng: random.Random
+) -> list[list[tuple[Window, int, float]]]:
     """Shuffled batches of similar lengths, so little compute goes into padding."""
     rng.shuffle(examples)
     pool = batch_size * 32
@@ -157,6 +162,15 @@ def _flat(docs: Docs) -> tuple[list[IntArray], list[int]]:
     flat = [w for windows in docs for w in windows]
     starts = np.cumsum([0] + [len(windows) for windows in docs]).tolist()
     return flat, starts
+
+
+def domain_weights(domains: Sequence[str], balance: float) -> npt.NDArray[np.float32]:
+    """Per-example loss weights giving each domain a share of the loss proportional to its size
+    to the power (1 - balance), normalised to a mean of 1."""
+    _, inverse, counts = np.unique(np.asarray(domains), return_inverse=True, return_counts=True)
+    share = counts.astype(np.float64) ** (1.0 - balance)
+    per_example = (share / share.sum() / (counts / counts.sum()))[inverse]
+    return np.asarray(per_example / per_example.mean(), dtype=np.float32)
 
 
 def selection_score(
@@ -183,6 +197,7 @@ def fine_tune(
     config: TrainConfig,
     log: Callable[[str], None] = tqdm.write,
     val_groups: dict[str, npt.NDArray[np.bool_]] | None = None,
+    train_domains: Sequence[str] | None = None,
 ) -> History:
     torch = import_torch()
     set_seed(config.seed)
@@ -209,6 +224,7 @@ def fine_tune(
         counts[0] = sum(len(d) for d, y in zip(train_docs, train_labels, strict=True) if y == 0)
     # Class weights n / (2 n_c): each class carries half of the loss whatever the imbalance.
     class_weight = torch.tensor(counts.sum() / (2.0 * counts), dtype=torch.float32)
+    domain_weight = domain_weights(train_domains or [""] * len(train_docs), config.domain_balance)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [
@@ -259,9 +275,11 @@ def fine_tune(
         for i in range(len(train_docs)):
             label, first = int(train_labels[i]), train_starts[i]
             if label == 0 and config.all_negative_windows:
-                examples += [(train_states[j], 0) for j in range(first, train_starts[i + 1])]
+                examples += [
+                    (train_states[j], 0, domain_weight[i]) for j in range(first, train_starts[i + 1])
+                ]
             else:
-                examples.append((train_states[first + chosen[i]], label))
+                examples.append((train_states[first + chosen[i]], label, domain_weight[i]))
         model.train()
         losses: list[float] = []
         bar = tqdm(
@@ -271,7 +289,7 @@ def fine_tune(
             labels = torch.tensor([e[1] for e in batch_examples], dtype=torch.float32)
             with autocast(config.bf16):
                 logits = prefix.logits([e[0] for e in batch_examples])
-            weights = class_weight[labels.long()]
+            weights = class_weight[labels.long()] * torch.tensor([e[2] for e in batch_examples])
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits.float(), labels, weight=weights
             )

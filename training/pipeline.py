@@ -356,6 +356,7 @@ class _Build:
             self.options.train,
             log=_log,
             val_groups=val.domain_masks(),
+            train_domains=domains_of(train.articles).tolist(),
         )
         for e in history.epochs:
             by_domain = "".join(f", {d} {v:.4f}" for d, v in e.val_auprc_by_group.items())
