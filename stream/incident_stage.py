@@ -265,7 +265,7 @@ class IncidentStage:
                     on_delivery=delivered,
                 )
             for message, reason in dead:
-                headers = [
+                headers: list[tuple[str, str | bytes | None]] = [
                     *headers_of(message),
                     (ERROR_HEADER, b"schema_violation"),
                     (DETAIL_HEADER, f"not an alert: {reason}".encode()),

@@ -80,10 +80,14 @@ class Group:
     total: Vector
     representative: Vector
     changed: bool = True
+    centroid: Vector = field(init=False)
 
-    @property
-    def centroid(self) -> Vector:
-        return _unit(self.total)
+    def __post_init__(self) -> None:
+        self.centroid = _unit(self.total)
+
+    def add(self, vector: Vector) -> None:
+        self.total = self.total + vector
+        self.centroid = _unit(self.total)
 
     def state_header(self) -> bytes:
         state = {"v": 1, "total": _encode(self.total), "representative": _encode(self.representative)}
@@ -172,7 +176,7 @@ class Grouper:
 
     def _join(self, group: Group, alert: Alert, vector: Vector, when: datetime, now: datetime) -> None:
         r = group.record
-        group.total = group.total + vector
+        group.add(vector)
         centroid = group.centroid
         if float(vector @ centroid) > float(group.representative @ centroid):
             group.representative = vector.copy()

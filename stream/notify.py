@@ -69,6 +69,11 @@ class Response:
         return self.status is None or self.status >= 500 or self.status in (408, 429)
 
 
+def _next(message: Message) -> TopicPartition:
+    """The position after the message: what a commit covering it stores."""
+    return TopicPartition(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0) + 1)
+
+
 def post_json(url: str, body: bytes, headers: dict[str, str]) -> Response:
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
@@ -203,7 +208,7 @@ class Notifier:
             if error is not None:
                 failures.append(error.str())
 
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             *headers_of(message),
             (ERROR_HEADER, reason.encode()),
             (DETAIL_HEADER, detail[:1000].encode()),
@@ -276,10 +281,7 @@ class Notifier:
                     continue
                 self.handle(message, producer)
                 # Only now: the webhook took it (2xx) or its dead letter is acknowledged.
-                consumer.commit(
-                    offsets=[TopicPartition(message.topic(), message.partition(), message.offset() + 1)],
-                    asynchronous=False,
-                )
+                consumer.commit(offsets=[_next(message)], asynchronous=False)
         finally:
             consumer.close()
             producer.flush(5)

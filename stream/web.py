@@ -204,10 +204,11 @@ class Follower:
                 self.assign()
             while not self.stop.is_set():
                 for message in self.consumer.consume(num_messages=500, timeout=0.2):
-                    if message.error() is None:
+                    error = message.error()
+                    if error is None:
                         self.handle(message)
-                    elif message.error().code() != KafkaError._PARTITION_EOF:
-                        self.log.warning("kafka error", reason=message.error().str())
+                    elif error.code() != KafkaError._PARTITION_EOF:
+                        self.log.warning("kafka error", reason=error.str())
                 now = time.monotonic()
                 if now - self._lag_at >= LAG_INTERVAL_S:
                     self._lag, self._lag_at = self.lag(), now

@@ -3,7 +3,7 @@
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,18 +19,24 @@ TIMEOUT = 90.0
 
 def incident(id: str, title: str, reports: int = 1) -> bytes:
     now = datetime.now(UTC)
-    return Incident(
-        id=id,
-        status="open",
-        first_seen=now,
-        last_seen=now,
-        reports=reports,
-        outlets=["AP"],
-        title=title,
-        best=IncidentBest(alert_id=f"{id}-a", score=0.97, title=title, publisher="AP", url=None, explanation=None),
-        alert_ids=[f"{id}-a"],
-        updated_at=now,
-    ).model_dump_json().encode()
+    return (
+        Incident(
+            id=id,
+            status="open",
+            first_seen=now,
+            last_seen=now,
+            reports=reports,
+            outlets=["AP"],
+            title=title,
+            best=IncidentBest(
+                alert_id=f"{id}-a", score=0.97, title=title, publisher="AP", url=None, explanation=None
+            ),
+            alert_ids=[f"{id}-a"],
+            updated_at=now,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 class Webhook:
@@ -81,8 +87,8 @@ class Webhook:
 
 
 @pytest.fixture
-def topics(new_topic: Callable[[int], str]) -> Iterator[tuple[str, str]]:
-    yield new_topic(1), new_topic(1)
+def topics(new_topic: Callable[[int], str]) -> tuple[str, str]:
+    return new_topic(1), new_topic(1)
 
 
 def test_notices_are_retried_committed_after_a_2xx_and_dead_lettered_after_the_retries(
@@ -95,7 +101,11 @@ def test_notices_are_retried_committed_after_a_2xx_and_dead_lettered_after_the_r
         incidents_topic,
         [
             (b"inc-1", incident("inc-1", "Car bomb at police station"), None),
-            (b"inc-1", incident("inc-1", "Car bomb at police station", reports=2), None),  # an update: not posted
+            (
+                b"inc-1",
+                incident("inc-1", "Car bomb at police station", reports=2),
+                None,
+            ),  # an update: not posted
             (b"inc-2", incident("inc-2", "poison notice"), None),
             (b"inc-3", incident("inc-3", "Hostages taken at embassy"), None),
         ],
@@ -112,7 +122,10 @@ def test_notices_are_retried_committed_after_a_2xx_and_dead_lettered_after_the_r
             kafka=dict(SESSION_TIMEOUT),
         )
         notifier = Notifier(options)
-        done = lambda: len(hook.accepted) >= 2 and committed(kafka_bootstrap, group, incidents_topic, 1)[0] >= 4  # noqa: E731
+
+        def done() -> bool:
+            return len(hook.accepted) >= 2 and committed(kafka_bootstrap, group, incidents_topic, 1)[0] >= 4
+
         thread = threading.Thread(target=notifier.run, kwargs={"stop_after": done}, daemon=True)
         thread.start()
         thread.join(timeout=TIMEOUT)
