@@ -142,6 +142,7 @@ def _incidents(args: argparse.Namespace) -> int:
         transactional_id=args.transactional_id,
         threshold=args.threshold,
         window_hours=args.window_hours,
+        embedding_weight=args.embedding_weight,
         create_topics=args.create_topics,
         kafka=_kafka_of(args),
     )
@@ -340,7 +341,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from stream.incidents import DEFAULT_THRESHOLD, DEFAULT_WINDOW_HOURS
+    from stream.incidents import DEFAULT_EMBEDDING_WEIGHT, DEFAULT_THRESHOLD, DEFAULT_WINDOW_HOURS
 
     alerts = _setting_default("alerts_topic")
     p = sub.add_parser(
@@ -391,6 +392,12 @@ def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentP
         type=float,
         default=DEFAULT_WINDOW_HOURS,
         help=f"an incident takes reports within this many hours of its reports (default {DEFAULT_WINDOW_HOURS:g})",
+    )
+    p.add_argument(
+        "--embedding-weight",
+        type=float,
+        default=DEFAULT_EMBEDDING_WEIGHT,
+        help=f"the embedding's share of the similarity; the rest is the bag of names (default {DEFAULT_EMBEDDING_WEIGHT})",
     )
     p.add_argument(
         "--create-topics", action="store_true", help="create missing topics (the incidents topic compacted)"

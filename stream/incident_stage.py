@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from stream.errors import BrokerError, SystemicError
 from stream.incidents import (
+    DEFAULT_EMBEDDING_WEIGHT,
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW_HOURS,
     STATE_HEADER,
@@ -42,6 +43,7 @@ from stream.incidents import (
     Grouper,
     incident_text,
 )
+from stream.lexical import combine, name_vectors
 from stream.schemas import (
     DETAIL_HEADER,
     ERROR_HEADER,
@@ -71,6 +73,7 @@ class IncidentOptions:
     transactional_id: str | None = None
     threshold: float = DEFAULT_THRESHOLD
     window_hours: float = DEFAULT_WINDOW_HOURS
+    embedding_weight: float = DEFAULT_EMBEDDING_WEIGHT
     batch_size: int = 64
     create_topics: bool = False
     topic_partitions: int = 3
@@ -203,7 +206,12 @@ class IncidentStage:
             except ValidationError as exc:
                 dead.append((message, str(exc).splitlines()[0][:500]))
         started = time.perf_counter()
-        vectors = self.embedder.embed([incident_text(a) for _, a in alerts]) if alerts else None
+        texts = [incident_text(a) for _, a in alerts]
+        vectors = (
+            combine(self.embedder.embed(texts), name_vectors(texts), self.options.embedding_weight)
+            if alerts
+            else None
+        )
         embed_s = time.perf_counter() - started
         grouped = []
         for k, (message, alert) in enumerate(alerts):

@@ -1,12 +1,13 @@
 """Grouping alerts into incidents: embedding similarity within a time window. Kafka-free.
 
-An alert joins the open incident whose centroid (the normalized mean of its reports'
-embeddings) is most similar to the alert's embedding, when that cosine similarity reaches
+An alert's vector is its embedding beside a bag of the names in it (stream.lexical). It joins the
+open incident whose centroid (the normalized mean of its reports' vectors) is most similar, when that cosine similarity reaches
 ``threshold`` and the alert is within ``window`` of the incident's reports; otherwise it opens a
 new incident. Time is event time (when the article was published, else when it was scored), and
 an incident closes once the newest alert seen is more than ``window`` past its last report, so
-replays group as live traffic did. The threshold and window defaults were chosen on Wikipedia
-current-events items of 2015-2016 and measured on 2017-2018 (`python -m training.incident_quality`).
+replays group as live traffic did. The defaults (threshold, window, the embedding's weight) were
+chosen on Wikipedia current-events items of 2015-2016 and measured once on 2017-2018
+(`python -m training.incident_quality`, README "How well it groups").
 
 The state of an incident that later alerts need (the sum of its embeddings, its representative
 report's embedding) travels with its record on the incidents topic, in a header, so the stage
@@ -25,8 +26,10 @@ import numpy.typing as npt
 
 from stream.schemas import Alert, Incident, IncidentAlert, IncidentBest
 
-DEFAULT_THRESHOLD = 0.55
-DEFAULT_WINDOW_HOURS = 48.0
+DEFAULT_THRESHOLD = 0.375
+DEFAULT_WINDOW_HOURS = 24.0
+# The embedding's share of the similarity; the rest is the bag of names (stream.lexical).
+DEFAULT_EMBEDDING_WEIGHT = 0.5
 STATE_HEADER = "wirewatch-incident-state"
 MAX_ALERT_IDS = 100
 # A published_at this far past the scoring time is wrong, not news from the future.
@@ -133,6 +136,7 @@ class Grouper:
             g
             for g in self.groups.values()
             if g.record.first_seen - self.window <= when <= g.record.last_seen + self.window
+            and g.centroid.shape == vector.shape  # state from another embedder never matches
         ]
         if not candidates:
             return None, 0.0

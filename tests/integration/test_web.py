@@ -274,3 +274,34 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
             browser.close()
     assert shot.stat().st_size > 10_000
     assert "following Kafka failed" not in log.read_text()
+
+
+def test_tail_stats_reports_the_hour_and_flags_drift_against_the_bundle(
+    kafka_bootstrap: str, new_topic: Callable[[int], str], tiny_bundle: Path
+) -> None:
+    from stream.bundle import read_manifest
+    from stream.devtools.tail import stats
+
+    reference = read_manifest(tiny_bundle).score_distribution
+    assert reference is not None, "training records the validation score distribution in the bundle"
+    topic = new_topic(1)
+    now = datetime.now(UTC)
+    # Every score far above the reference's top decile: a shifted feed.
+    high = max(reference.edges) + (1 - max(reference.edges)) / 2
+    produce(
+        kafka_bootstrap,
+        topic,
+        [
+            (None, Score(
+                id=f"s{k}", score=high, is_alert=high >= 0.5, threshold=0.5, model=MODEL, scored_at=now,
+                source=SourceRef(topic="articles", partition=0, offset=k),
+            ).model_dump_json().encode(), None)
+            for k in range(250)
+        ],
+    )  # fmt: skip
+    lines: list[str] = []
+    snapshot = stats(kafka_bootstrap, topic, bundle=tiny_bundle, interval=60, limit=250, emit=lines.append)
+    assert snapshot.scores == 250
+    assert snapshot.drifted
+    assert "DRIFT" in lines[-1]
+    assert "last hour: 250 scores" in lines[-1]

@@ -170,3 +170,23 @@ def test_highlight_marks_sentences_whatever_the_whitespace() -> None:
     assert [s["text"] for s in marked] == ["A bomb  exploded\nin the market.", "Two died."]
     assert [s["rank"] for s in marked] == [0, 1]
     assert "".join(str(s["text"]) for s in segments) == text
+
+
+def test_names_tell_apart_two_reports_of_the_same_kind_of_event() -> None:
+    from stream.lexical import combine, name_vectors, names
+
+    assert names("A car bomb in Kabul killed 12, the Taliban said.") == ["kabul", "12", "taliban"]
+    kabul, kabul_again, baghdad = name_vectors(
+        [
+            "A car bomb in Kabul killed 12.",
+            "Twelve dead as car bomb hits Kabul.",
+            "A car bomb in Baghdad killed 20.",
+        ]
+    )
+    assert float(kabul @ kabul_again) > 0.5
+    assert float(kabul @ baghdad) == pytest.approx(0.0, abs=1e-6)
+    embeddings = np.stack([unit(1, 0), unit(0.8, 0.6)])
+    lexical = np.stack([unit(1, 0, 0), unit(0, 1, 0)])
+    joined = combine(embeddings, lexical, 0.5)
+    assert float(joined[0] @ joined[1]) == pytest.approx(0.5 * 0.8 + 0.5 * 0.0, abs=1e-6)
+    assert float(np.linalg.norm(joined[0])) == pytest.approx(1.0, abs=1e-6)
