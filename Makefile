@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench clean
+.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-ad clean
 .PHONY: browser embedder incident-quality
 
 help: ## list the targets
@@ -85,6 +85,9 @@ serve: install ## run the scorer on $(BUNDLE) against 127.0.0.1:9092, creating m
 
 bench: install ## benchmark: ceiling vs end to end vs naive torch consumer; prints and saves JSON
 	$(PY) bench/run.py --bundle $(BUNDLE) $(ARGS)
+
+bench-ad: install ## label-free modes on public one-class protocols (AG News, BBC, Reuters); prints and saves JSON
+	$(VENV)/bin/wirewatch bench-ad --data-dir $(DATA_DIR) $(ARGS)
 
 clean: ## remove caches (keeps .venv, data and exports)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

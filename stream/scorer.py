@@ -11,7 +11,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from stream.bundle import Bundle
-from stream.encoding import Batch, Encoded, Encoder, max_per_owner
+from stream.encoding import Batch, Encoded, Encoder, max_per_owner, mean_per_owner
 from stream.errors import BundleError, ConfigError, ScoringError
 
 Providers = Literal["auto", "cpu", "cuda"]
@@ -75,6 +75,7 @@ class Scorer:
         # keeps every score a function of its own article alone (and int8 is still 1.4x fp32).
         self.batch_size = 1 if manifest.precision == "int8" else batch_size
         self.threshold = manifest.threshold
+        self._aggregate = mean_per_owner if manifest.long_text.strategy == "chunk_mean" else max_per_owner
         self.encoder = Encoder.from_file(
             bundle.tokenizer_path,
             manifest.windowing,
@@ -122,12 +123,13 @@ class Scorer:
             out[batch.rows] = self.score_windows(batch.input_ids, batch.attention_mask, session)
 
     def score(self, texts: Sequence[str]) -> Scores:
-        """Scores for cleaned texts (see stream.text.article_text); max over each text's windows."""
+        """Scores for cleaned texts (see stream.text.article_text): each text's windows aggregated
+        as the manifest's long_text.strategy says (maximum, or mean)."""
         if not texts:
             return Scores(np.zeros(0, dtype=np.float32), 0, 0)
         encoded = self.encoder.encode(texts)
         return Scores(
-            max_per_owner(self.window_scores(encoded), encoded.owner, encoded.n_texts),
+            self._aggregate(self.window_scores(encoded), encoded.owner, encoded.n_texts),
             windows=len(encoded.windows),
             tokens=int(encoded.lengths.sum()),
         )

@@ -72,10 +72,20 @@ def validate_onnx(model: Any, path: Path, batches: Sequence[Batch], atol: float 
     return worst
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8, per channel: per-tensor scales cost MiniLM far more accuracy here."""
+def quantize_int8(src: Path, dst: Path, nodes_to_exclude: Sequence[str] = ()) -> None:
+    """Dynamic int8, per channel: per-tensor scales cost MiniLM far more accuracy here.
+
+    nodes_to_exclude stay fp32 (the distance heads of the label-free modes compare embeddings
+    with a bank whose int8 rounding would blur the distances they rank by).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(nodes_to_exclude),
+        )

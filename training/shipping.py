@@ -49,7 +49,9 @@ def choose_threshold(
     return threshold, f"lowest threshold reaching precision {target} on validation"
 
 
-def choose_precision(candidates: dict[Precision, Candidate]) -> tuple[Precision, str]:
+def choose_precision(
+    candidates: dict[Precision, Candidate], where: str = "validation"
+) -> tuple[Precision, str]:
     if "int8" not in candidates:
         return "fp32", "int8 quantization disabled"
     fp32, int8 = candidates["fp32"].val, candidates["int8"].val
@@ -57,8 +59,8 @@ def choose_precision(candidates: dict[Precision, Candidate]) -> tuple[Precision,
     d_auroc = abs((int8.auroc or 0.0) - (fp32.auroc or 0.0))
     diffs = f"F1 diff {d_f1:.4f}, AUROC diff {d_auroc:.4f}"
     if d_f1 <= INT8_TOLERANCE and d_auroc <= INT8_TOLERANCE:
-        return "int8", f"int8 within {INT8_TOLERANCE} of fp32 on validation ({diffs})"
-    return "fp32", f"int8 lost too much on validation ({diffs}, limit {INT8_TOLERANCE})"
+        return "int8", f"int8 within {INT8_TOLERANCE} of fp32 on {where} ({diffs})"
+    return "fp32", f"int8 lost too much on {where} ({diffs}, limit {INT8_TOLERANCE})"
 
 
 class Staging:
