@@ -152,7 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--bundle-version", default="1.0.0", help="bundle version recorded in the manifest (default 1.0.0)"
     )
     p.add_argument(
-        "--epochs", type=int, default=TrainConfig.epochs, help=f"maximum epochs (default {TrainConfig.epochs})"
+        "--epochs",
+        type=int,
+        default=TrainConfig.epochs,
+        help=f"maximum epochs (default {TrainConfig.epochs})",
     )
     p.add_argument(
         "--batch-size",
