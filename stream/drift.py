@@ -3,7 +3,8 @@
 The statistic is the population stability index over the deciles of the reference,
 PSI = sum over bins of (live - ref) * ln(live / ref), with each share floored at 1e-4. The
 reference is the shipped model's scores on the validation articles of the threshold domain that
-are *not* attacks (recorded at export as ``score_distribution`` in the manifest): the feed is
+are *not* attacks, or for novelty and ood bundles on their held-out normal articles (recorded at
+export as ``score_distribution`` in the manifest): the feed is
 overwhelmingly ordinary news, so a real attack and its reports barely move it (2% of scores in
 the top decile add about 0.02), while a feed whose ordinary news now scores differently moves
 it at once. Drift is flagged at PSI >= 0.25 (the usual "significant shift") once the hour holds
