@@ -214,16 +214,26 @@ class IncidentStage:
         )
         embed_s = time.perf_counter() - started
         grouped = []
+        openings: list[tuple[Group, bytes, bytes]] = []  # each new incident as it opened
         for k, (message, alert) in enumerate(alerts):
             assert vectors is not None
             assignment = self.grouper.assign(alert, vectors[k])
             grouped.append((message, assignment.alert))
             outcome.opened += int(assignment.opened)
             outcome.joined += int(not assignment.opened)
+            if assignment.opened:
+                g = assignment.group
+                openings.append((g, g.record.model_dump_json().encode(), g.state_header()))
         closed = self.grouper.expire()
         changed = self.grouper.changed() + closed
         outcome.alerts, outcome.closed, outcome.dead_letters = len(alerts), len(closed), len(dead)
-        self._publish(messages, grouped, changed, dead)
+        # An incident that opened and grew (or closed) within this batch is published as it
+        # opened too, first: its one-report record is what tells `wirewatch notify` it is new,
+        # so a storm that arrives in one batch is still announced.
+        first = [
+            (g, value, state) for g, value, state in openings if g.record.model_dump_json().encode() != value
+        ]
+        self._publish(messages, grouped, changed, dead, first)
         self.grouper.settle(changed)
         self.log.info(
             "batch",
@@ -243,6 +253,7 @@ class IncidentStage:
         grouped: list[tuple[Message, Any]],
         changed: list[Group],
         dead: list[tuple[Message, str]],
+        first: list[tuple[Group, bytes, bytes]],
     ) -> None:
         o, producer, consumer = self.options, self._producer, self._consumer
         assert producer is not None
@@ -264,6 +275,14 @@ class IncidentStage:
                     o.incident_alerts_topic, key=alert.incident_id.encode(), value=alert.model_dump_json().encode(),
                     on_delivery=delivered,
                 )  # fmt: skip
+            for group, value, state in first:  # before the incident's later state: same key, same partition
+                producer.produce(
+                    o.incidents_topic,
+                    key=group.record.id.encode(),
+                    value=value,
+                    headers=[(STATE_HEADER, state)],
+                    on_delivery=delivered,
+                )
             for group in changed:
                 producer.produce(
                     o.incidents_topic,

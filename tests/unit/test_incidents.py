@@ -1,5 +1,6 @@
 """Grouping alerts into incidents, the quality measure, drift and the page's highlighting: pure units."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -190,3 +191,91 @@ def test_names_tell_apart_two_reports_of_the_same_kind_of_event() -> None:
     joined = combine(embeddings, lexical, 0.5)
     assert float(joined[0] @ joined[1]) == pytest.approx(0.5 * 0.8 + 0.5 * 0.0, abs=1e-6)
     assert float(np.linalg.norm(joined[0])) == pytest.approx(1.0, abs=1e-6)
+
+
+class _Embedder:
+    """One direction for the texts about Kabul, another for the rest."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.stack([unit(1, 0, 0) if "Kabul" in t else unit(0, 1, 0) for t in texts]).astype(np.float32)
+
+
+class _Producer:
+    """Records what one transaction produced; every call succeeds."""
+
+    def __init__(self) -> None:
+        self.produced: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]] = []
+        self.committed = False
+
+    def begin_transaction(self) -> None:
+        self.committed = False
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        on_delivery: object,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.produced.append((topic, key, value, headers or []))
+
+    def send_offsets_to_transaction(self, offsets: object, metadata: object, timeout: float) -> None:
+        return None
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.committed = True
+
+
+class _Consumer:
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+def test_a_storm_in_one_batch_still_publishes_its_incident_as_it_opened() -> None:
+    """Notify posts an incident when it sees its one-report record, so that record must exist."""
+    from stream.incident_stage import IncidentOptions, IncidentStage
+    from stream.incidents import STATE_HEADER
+    from stream.notify import NotifyOptions, notice_for
+    from tests.unit.fakes import FakeMessage, Record
+
+    options = IncidentOptions(bootstrap_servers="unused", threshold=0.5)
+    stage = IncidentStage(options, _Embedder())
+    producer = _Producer()
+    stage._producer, stage._consumer = producer, _Consumer()  # type: ignore[assignment]
+    messages = [
+        FakeMessage(
+            Record(
+                options.alerts_topic,
+                0,
+                n,
+                publisher.encode(),
+                alert(f"s{n}", publisher=publisher, title="Car bomb kills twelve in Kabul")
+                .model_dump_json()
+                .encode(),
+                [],
+            )
+        )
+        for n, publisher in enumerate(["AP", "Reuters", "BBC"])
+    ]
+    outcome = stage.process(messages)  # type: ignore[arg-type]
+    assert (outcome.opened, outcome.joined) == (1, 2)
+    assert producer.committed
+    records = [
+        (key, value, headers)
+        for topic, key, value, headers in producer.produced
+        if topic == options.incidents_topic
+    ]
+    assert [json.loads(value)["reports"] for _, value, _ in records] == [1, 3]
+    assert len({key for key, _, _ in records}) == 1
+    assert all(STATE_HEADER in dict(headers) for _, _, headers in records)
+    notify = NotifyOptions(bootstrap_servers="unused", webhook="http://unused")
+    notices = [notice_for(options.incidents_topic, value, notify) for _, value, _ in records]
+    assert [n is not None for n in notices] == [True, False], "announced once, as new"
+    # A lone new incident is published once, not twice.
+    producer.produced.clear()
+    lone = alert("x", publisher="AFP", title="Floods close schools", at=T0 + timedelta(minutes=1))
+    stage.process(
+        [FakeMessage(Record(options.alerts_topic, 0, 3, b"x", lone.model_dump_json().encode(), []))]
+    )  # type: ignore[list-item]
+    assert [t for t, *_ in producer.produced].count(options.incidents_topic) == 1
