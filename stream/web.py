@@ -114,7 +114,9 @@ class Hub:
     def score(self, score: Score, at: float) -> None:
         with self.lock:
             self.drift.observe(score.score, score.is_alert, at)
-            self._score_times.append(time.time())
+            now = time.time()
+            if at >= now - 60:  # the hour read back at startup is not throughput
+                self._score_times.append(now)
 
     def refresh(self, lag: int | None) -> None:
         with self.lock:

@@ -279,3 +279,21 @@ def test_a_storm_in_one_batch_still_publishes_its_incident_as_it_opened() -> Non
         [FakeMessage(Record(options.alerts_topic, 0, 3, b"x", lone.model_dump_json().encode(), []))]
     )  # type: ignore[list-item]
     assert [t for t, *_ in producer.produced].count(options.incidents_topic) == 1
+
+
+def test_the_page_counts_throughput_from_live_scores_not_the_hour_read_back() -> None:
+    import time
+
+    from stream.web import Hub
+
+    hub = Hub(None)
+    now = time.time()
+    for k in range(120):
+        hub.score(alert(f"old{k}"), now - 1800 + k)  # read back from the last hour at startup
+    hub.refresh(lag=0)
+    assert hub.stats["throughput_per_s"] == 0
+    assert hub.stats["scores"] == 120  # they still count for the hour's distribution
+    for k in range(30):
+        hub.score(alert(f"new{k}"), now)
+    hub.refresh(lag=0)
+    assert hub.stats["throughput_per_s"] == 0.5
