@@ -349,8 +349,14 @@ class IncidentStage:
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:
-            self._producer.flush(5)
-            self._producer = None
+            producer, self._producer = self._producer, None
+            try:
+                producer.flush(5)
+            except KafkaException as exc:
+                # A fenced (or otherwise failed) transactional producer raises here; what it
+                # produced was committed or aborted already, and the error that stopped the
+                # stage must not be replaced by this one.
+                self.log.warning("producer closed in error", reason=exc.args[0].str())
 
 
 def run_incidents(options: IncidentOptions, embedder_path: Path) -> None:
