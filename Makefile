@@ -11,6 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-ad clean
+.PHONY: browser embedder incident-quality
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -37,14 +38,27 @@ format: install ## apply ruff's fixes and formatting
 typecheck: install ## mypy (strict for stream/)
 	$(VENV)/bin/mypy
 
-test: install lint typecheck ## what CI runs: install, lint, type check, the whole test suite
+test: install lint typecheck browser ## what CI runs: install, lint, type check, the whole test suite
 	$(PY) -m pytest
 
 test-unit: install ## unit tests only (no broker, no network)
 	$(PY) -m pytest tests/unit
 
-test-integration: install ## integration tests (real broker, real tiny model, ONNX Runtime)
+test-integration: install browser ## integration tests (real broker, real tiny model, ONNX Runtime, Chromium)
 	$(PY) -m pytest tests/integration
+
+# The page's test drives Debian's Chromium (Playwright's client never downloads a browser here).
+browser: ## install Debian's chromium for the browser test when missing (skipped with WIREWATCH_SKIP_BROWSER_TESTS=1)
+	@if [ "$${WIREWATCH_SKIP_BROWSER_TESTS:-}" = 1 ] || [ -x "$${WIREWATCH_CHROMIUM:-/usr/bin/chromium}" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
+embedder: install ## export the sentence embedder that `wirewatch incidents` groups alerts with (exports/embedder)
+	$(PY) -m training.embedder --out exports/embedder
+
+incident-quality: install ## pairwise precision/recall of incident grouping on Wikipedia current events (JSON)
+	@[ -f exports/embedder/manifest.json ] || $(MAKE) embedder
+	$(PY) -m training.incident_quality --embedder exports/embedder --data-dir $(DATA_DIR) --out runs/incident-quality/result.json $(ARGS)
 
 data: install ## prepare data/terrorism/{train,val,test}.jsonl and data/stream.jsonl
 	$(VENV)/bin/wirewatch data prepare --data-dir $(DATA_DIR) --out data

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stream.drift import ScoreDistribution
 from stream.encoding import Windowing
 from stream.errors import BundleError
 from stream.metrics import Metrics
@@ -113,6 +114,8 @@ class Manifest(_Strict):
     files: dict[str, str] = {}
     packages: dict[str, str] = {}
     canary: CanaryInfo | None = None  # bundles exported before the canary have none
+    # The shipped model's validation scores, the reference of drift (stream.drift); older bundles have none.
+    score_distribution: ScoreDistribution | None = None
 
     @property
     def windowing(self) -> Windowing:

@@ -97,15 +97,106 @@ def _replay(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     from stream.settings import parse_kafka_pairs
 
+    if args.stats:
+        _devtool("tail").stats(
+            args.bootstrap_servers,
+            args.topic or _setting_default("scores_topic"),
+            bundle=args.bundle,
+            interval=args.stats_interval,
+            limit=args.limit,
+            idle_timeout=args.idle_timeout,
+            kafka=parse_kafka_pairs(args.kafka or []),
+        )
+        return 0
+
     _devtool("tail").tail(
         args.bootstrap_servers,
-        args.topic,
+        args.topic or _setting_default("alerts_topic"),
         as_json=args.json,
         from_beginning=args.from_beginning,
         limit=args.limit,
         idle_timeout=args.idle_timeout,
         kafka=parse_kafka_pairs(args.kafka or []),
     )
+    return 0
+
+
+def _kafka_of(args: argparse.Namespace) -> dict[str, str]:
+    from stream.settings import parse_kafka_pairs
+
+    return parse_kafka_pairs(args.kafka or [])
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    from stream.incident_stage import IncidentOptions, run_incidents
+    from stream.observability import configure_logging
+
+    configure_logging(args.log_format, "info")
+    options = IncidentOptions(
+        bootstrap_servers=args.bootstrap_servers,
+        alerts_topic=args.alerts_topic,
+        incidents_topic=args.incidents_topic,
+        incident_alerts_topic=args.incident_alerts_topic,
+        dlq_topic=args.dlq_topic,
+        group_id=args.group_id,
+        transactional_id=args.transactional_id,
+        threshold=args.threshold,
+        window_hours=args.window_hours,
+        embedding_weight=args.embedding_weight,
+        create_topics=args.create_topics,
+        kafka=_kafka_of(args),
+    )
+    run_incidents(options, args.embedder)
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    import threading
+
+    from stream.observability import configure_logging
+    from stream.web import WebOptions, run_web
+
+    configure_logging(args.log_format, "info")
+    options = WebOptions(
+        bootstrap_servers=args.bootstrap_servers,
+        host=args.host,
+        port=args.port,
+        input_topic=args.input_topic,
+        scores_topic=args.scores_topic,
+        incidents_topic=args.incidents_topic,
+        incident_alerts_topic=args.incident_alerts_topic,
+        group_id=args.group_id,
+        bundle=args.bundle,
+        kafka=_kafka_of(args),
+    )
+    run_web(options, threading.Event())
+    return 0
+
+
+def _notify(args: argparse.Namespace) -> int:
+    import signal
+
+    from stream.notify import Notifier, NotifyOptions
+    from stream.observability import configure_logging
+
+    configure_logging(args.log_format, "info")
+    options = NotifyOptions(
+        bootstrap_servers=args.bootstrap_servers,
+        webhook=args.webhook,
+        incidents_topic=args.incidents_topic,
+        incident_alerts_topic=args.incident_alerts_topic,
+        dlq_topic=args.dlq_topic,
+        group_id=args.group_id,
+        alerts=args.alerts,
+        updates=args.updates,
+        retries=args.retries,
+        create_topics=args.create_topics,
+        page_url=args.page_url,
+        kafka=_kafka_of(args),
+    )
+    notifier = Notifier(options)
+    signal.signal(signal.SIGTERM, lambda *_: notifier.stop())
+    notifier.run()
     return 0
 
 
@@ -172,8 +263,26 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
         description="Print each new message of the topic (alerts by default) until Ctrl-C. Never commits offsets.",
     )
     topic = _setting_default("alerts_topic")
-    p.add_argument("--topic", default=topic, help=f"topic to follow (default {topic})")
+    p.add_argument(
+        "--topic",
+        help=f"topic to follow (default {topic}; with --stats {_setting_default('scores_topic')})",
+    )
     p.add_argument("--json", action="store_true", help="print raw JSON, one message per line")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="follow the scores instead: the last hour's score histogram, alert rate and drift against "
+        "the bundle's validation scores (PSI >= 0.25 flags drift), printed every --stats-interval seconds",
+    )
+    p.add_argument(
+        "--bundle", type=Path, help="with --stats: the bundle whose validation scores are the reference"
+    )
+    p.add_argument(
+        "--stats-interval",
+        type=float,
+        default=10.0,
+        help="with --stats: seconds between reports (default 10)",
+    )
     p.add_argument(
         "--from-beginning", action="store_true", help="start at the oldest message instead of new ones"
     )
@@ -221,10 +330,149 @@ def _add_demo(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
     p.set_defaults(handler=_demo)
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bootstrap-servers",
+        default=_bootstrap_default(),
+        help=f"Kafka bootstrap servers (default $WIREWATCH_BOOTSTRAP_SERVERS or {_setting_default('bootstrap_servers')})",
+    )
+    p.add_argument("--kafka", action="append", metavar="KEY=VALUE", help="librdkafka setting, repeatable")
+    p.add_argument("--log-format", choices=["json", "console"], default="console", help="log format")
+
+
+def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from stream.incidents import DEFAULT_EMBEDDING_WEIGHT, DEFAULT_THRESHOLD, DEFAULT_WINDOW_HOURS
+
+    alerts = _setting_default("alerts_topic")
+    p = sub.add_parser(
+        "incidents",
+        help="group the alerts into incidents (exactly once): the incidents and incident-alerts topics",
+        description=(
+            "Read the alerts topic, embed each alert with the embedder (ONNX Runtime), group alerts about "
+            "the same event into incidents, and publish each alert with its incident_id and each incident's "
+            "state (compacted topic, keyed by incident id) in Kafka transactions. State is rebuilt from the "
+            "incidents topic at startup. Run one per alerts topic: a second one takes over from the first."
+        ),
+    )
+    _common(p)
+    p.add_argument(
+        "--embedder",
+        type=Path,
+        default=Path("exports/embedder"),
+        help="embedder folder (default exports/embedder; `python -m training.embedder` exports it)",
+    )
+    p.add_argument("--alerts-topic", default=alerts, help=f"input (default {alerts})")
+    p.add_argument(
+        "--incidents-topic",
+        default="article-incidents",
+        help="compacted output, keyed by incident id (default article-incidents)",
+    )
+    p.add_argument(
+        "--incident-alerts-topic",
+        default="article-incident-alerts",
+        help="alerts with their incident_id (default article-incident-alerts)",
+    )
+    p.add_argument(
+        "--dlq-topic", default=_setting_default("dlq_topic"), help="for records that are not alerts"
+    )
+    p.add_argument(
+        "--group-id", default="wirewatch-incidents", help="consumer group (default wirewatch-incidents)"
+    )
+    p.add_argument(
+        "--transactional-id", help="default <group-id>-<alerts topic>: one writer per alerts topic"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"cosine similarity to join an incident (default {DEFAULT_THRESHOLD}, chosen on 2015-2016 current events)",
+    )
+    p.add_argument(
+        "--window-hours",
+        type=float,
+        default=DEFAULT_WINDOW_HOURS,
+        help=f"an incident takes reports within this many hours of its reports (default {DEFAULT_WINDOW_HOURS:g})",
+    )
+    p.add_argument(
+        "--embedding-weight",
+        type=float,
+        default=DEFAULT_EMBEDDING_WEIGHT,
+        help=f"the embedding's share of the similarity; the rest is the bag of names (default {DEFAULT_EMBEDDING_WEIGHT})",
+    )
+    p.add_argument(
+        "--create-topics", action="store_true", help="create missing topics (the incidents topic compacted)"
+    )
+    p.set_defaults(handler=_incidents)
+
+    p = sub.add_parser(
+        "web",
+        help="serve a live page of incidents, alerts, score distribution, drift, throughput and lag",
+        description="One process: follows the topics and serves the page, with live updates as server-sent events.",
+    )
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--bundle", type=Path, help="the bundle in service: its validation scores are the reference for drift"
+    )
+    p.add_argument(
+        "--input-topic",
+        default=_setting_default("input_topic"),
+        help="where the articles are (for their text, and lag)",
+    )
+    p.add_argument(
+        "--scores-topic",
+        default=_setting_default("scores_topic"),
+        help="for throughput, score distribution and drift",
+    )
+    p.add_argument("--incidents-topic", default="article-incidents", help="default article-incidents")
+    p.add_argument(
+        "--incident-alerts-topic", default="article-incident-alerts", help="default article-incident-alerts"
+    )
+    p.add_argument(
+        "--group-id", default=_setting_default("group_id"), help="the scorers' consumer group, for lag"
+    )
+    p.set_defaults(handler=_web)
+
+    p = sub.add_parser(
+        "notify",
+        help="post each new incident (and optionally each alert) to a webhook, at least once",
+        description=(
+            "POST JSON with a Slack-compatible text field for each new incident (--updates: every change; "
+            "--alerts: every alert too). Retries with exponential backoff; offsets are committed only after "
+            "a 2xx, or after a notice that failed every retry (or was refused with a 4xx) is in the dead-letter topic."
+        ),
+    )
+    _common(p)
+    p.add_argument("--webhook", required=True, help="URL to POST to (e.g. a Slack incoming webhook)")
+    p.add_argument("--alerts", action="store_true", help="post every alert too")
+    p.add_argument(
+        "--updates", action="store_true", help="post every change of an incident, not only new ones"
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="retries after a failed POST (default 5; backoff 0.5 s doubling to 30 s)",
+    )
+    p.add_argument("--incidents-topic", default="article-incidents", help="default article-incidents")
+    p.add_argument(
+        "--incident-alerts-topic", default="article-incident-alerts", help="default article-incident-alerts"
+    )
+    p.add_argument(
+        "--dlq-topic", default="article-notify-dlq", help="notices that failed (default article-notify-dlq)"
+    )
+    p.add_argument("--group-id", default="wirewatch-notify", help="consumer group (default wirewatch-notify)")
+    p.add_argument("--page-url", help="link to the live page, added to each message")
+    p.add_argument("--create-topics", action="store_true", help="create missing topics")
+    p.set_defaults(handler=_notify)
+
+
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     _add_serve(sub)
     _add_replay_and_tail(sub)
     _add_demo(sub)
+    _add_subscriber_commands(sub)
     p = sub.add_parser(
         "evaluate",
         help="score a labeled JSONL/CSV file through a bundle (ONNX Runtime only) and print metrics",

@@ -27,6 +27,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from stream.drift import DriftSnapshot
 from stream.errors import ConfigError
 
 Partition = tuple[str, int]
@@ -136,6 +137,31 @@ class Metrics:
         self.shadow_failures = Counter(
             "wirewatch_shadow_failures", "Articles the shadow bundle failed to score", registry=r
         )
+
+        self.score = Histogram(
+            "wirewatch_score",
+            "Scores of the articles scored (the distribution drift is read from)",
+            buckets=tuple(round(0.05 * i, 2) for i in range(1, 21)),
+            registry=r,
+        )
+        self.alerts_last_hour = Gauge(
+            "wirewatch_alerts_last_hour", "Alerts of this instance over the last hour", registry=r
+        )
+        self.score_psi = Gauge(
+            "wirewatch_score_psi",
+            "PSI of the last hour's scores against the bundle's validation distribution (-1: no reference)",
+            registry=r,
+        )
+        self.score_drift = Gauge(
+            "wirewatch_score_drift",
+            "1 when the last hour's scores drifted (PSI >= 0.25, >= 200 scores)",
+            registry=r,
+        )
+
+    def show_drift(self, snapshot: "DriftSnapshot") -> None:
+        self.alerts_last_hour.set(snapshot.alerts)
+        self.score_psi.set(-1 if snapshot.psi is None else snapshot.psi)
+        self.score_drift.set(int(snapshot.drifted))
 
     def show_lag(self, lags: dict[Partition, int]) -> None:
         for (topic, partition), lag in lags.items():

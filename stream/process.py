@@ -27,6 +27,7 @@ import numpy.typing as npt
 from stream import canary
 from stream.bundle import Bundle, load_bundle
 from stream.deadletter import dead_letter
+from stream.drift import ScoreDistribution
 from stream.errors import SystemicError
 from stream.explain import Explainer
 from stream.records import Incoming, Output
@@ -60,6 +61,7 @@ class BatchResult:
     shadow_disagree: int = 0
     shadow_diffs: list[float] = field(default_factory=list)
     shadow_failed: int = 0
+    scores: list[float] = field(default_factory=list)  # of the articles scored, for drift
 
 
 def _snippet(text: str) -> str:
@@ -86,7 +88,9 @@ class BatchProcessor:
         explainer: ExplainFn | None = None,
         probe: str = canary.SMOKE_TEXTS[0],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reference: ScoreDistribution | None = None,
     ) -> None:
+        self.reference = reference  # the bundle's validation score distribution, for drift
         self.scorer = scorer
         self.settings = settings
         self.model = model
@@ -124,6 +128,7 @@ class BatchProcessor:
                 continue
             result.outputs.extend(outputs)
             result.scored += 1
+            result.scores.append(value)
             result.alerts += int(value >= self.threshold)
             if isinstance(explanation, Rejected):
                 result.dead_letters[explanation.reason] += 1
@@ -324,6 +329,7 @@ def load_processor(
         bundle.manifest.threshold,
         explainer=Explainer(scorer) if explain and settings.explain else None,
         probe=gate.probe,
+        reference=bundle.manifest.score_distribution,
     )
     return processor, gate
 

@@ -119,7 +119,61 @@ class Alert(Score):
     )
 
 
-SCHEMAS: dict[str, type[BaseModel]] = {"article": ArticleIn, "score": Score, "alert": Alert}
+class IncidentBest(BaseModel):
+    """The incident's highest-scored report, with its explanation."""
+
+    alert_id: str
+    score: float
+    title: str | None
+    publisher: str | None
+    url: str | None
+    explanation: list[Contribution] | None
+
+
+class Incident(BaseModel):
+    """The current state of one incident, on the compacted incidents topic, keyed by its id.
+
+    Published by `wirewatch incidents` each time a report joins it, and once more when it closes.
+    """
+
+    model_config = ConfigDict(title="Incident")
+
+    id: str = Field(description="inc-<16 hex digits>, derived from the id of its first report")
+    status: Literal["open", "closed"] = Field(
+        description="closed once no report has joined it for the grouping window (event time)"
+    )
+    first_seen: datetime = Field(
+        description="Event time of its earliest report (published_at, else scored_at)"
+    )
+    last_seen: datetime = Field(description="Event time of its latest report")
+    reports: int = Field(ge=1, description="Alerts grouped into it")
+    outlets: list[str] = Field(description="Distinct publishers of its reports, sorted")
+    title: str | None = Field(
+        description="Title of its most central report: as each report joins, it takes over when closer to the centroid"
+    )
+    best: IncidentBest
+    alert_ids: list[str] = Field(description="Ids of its latest reports, oldest first (at most 100)")
+    updated_at: datetime
+
+
+class IncidentAlert(Alert):
+    """An alert with the incident it was grouped into, on the incident-alerts topic, keyed by incident id."""
+
+    model_config = ConfigDict(title="IncidentAlert")
+
+    incident_id: str
+    similarity: float | None = Field(
+        description="Cosine similarity to the incident it joined; null for the report that opened it"
+    )
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "article": ArticleIn,
+    "score": Score,
+    "alert": Alert,
+    "incident": Incident,
+    "incident_alert": IncidentAlert,
+}
 
 
 def write_schemas(folder: Path) -> list[Path]:

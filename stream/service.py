@@ -36,6 +36,7 @@ from confluent_kafka.cimpl import NewTopic
 from stream.batcher import Batcher
 from stream.canary import GateResult
 from stream.delivery import Delivery, Publication, TransactionalId, delivery_for
+from stream.drift import DriftWindow
 from stream.errors import BrokerError, SystemicError
 from stream.observability import HealthServer, KafkaEvents, Metrics
 from stream.offsets import Partition
@@ -121,6 +122,7 @@ class Service:
         self._epoch: dict[Partition, int] = {}
         self._seq = 0
         self._watch = _Watch(beat=clock())
+        self.drift = DriftWindow()  # the last hour's scores, against the bundle's validation scores
         self._show_models()
 
     # Health ------------------------------------------------------------------------------
@@ -293,6 +295,11 @@ class Service:
         for reason, n in result.dead_letters.items():
             m.dead_letters.labels(reason).inc(n)
         m.batch_size.observe(len(batch.messages))
+        self.drift.set_reference(self.scoring.primary.reference)
+        for value in result.scores:
+            m.score.observe(value)
+            self.drift.observe(value, value >= self.scoring.primary.threshold)
+        m.show_drift(self.drift.snapshot())
         m.inference.observe(result.inference_s)
         if result.shadow_agree or result.shadow_disagree:
             m.shadow_agreement.labels("true").inc(result.shadow_agree)

@@ -43,6 +43,7 @@ from training import calibrate, export, finetune, report, shipping
 from training.assess import Assessment, Systems, assess, domains_of
 from training.baseline import fit_baseline
 from training.canary import add_canary
+from training.distribution import score_distribution
 from training.model import (
     BaseWeights,
     build_classifier,
@@ -253,6 +254,9 @@ class _Build:
             reason,
         )
         scorer = staging.scorer(picked.path, chosen)
+        manifest.score_distribution = score_distribution(
+            scorer, threshold_articles, val.labels[threshold_mask], options.threshold_domain
+        )
         manifest.canary = add_canary(self.folder, scorer, test.texts)
         for path in files.values():
             path.unlink()

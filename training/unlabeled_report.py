@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.bundle import MANIFEST, Manifest, sha256_file
+from stream.drift import reference_from_scores
 from stream.metrics import at_threshold
 from training import report
 from training.ad_baseline import fit_tfidf
@@ -45,6 +46,10 @@ def finish(
     manifest.threshold = shipped.threshold
     manifest.precision_reason = shipped.reason
     val_far = false_alarm_rate(shipped.val_scores, shipped.threshold)
+    # The reference of drift (stream.drift): every val article is normal, as the feed mostly is.
+    manifest.score_distribution = reference_from_scores(
+        shipped.val_scores.tolist(), "held-out normal articles (val), scored by the shipped model"
+    )
     manifest.extra_metrics = {
         "export_max_abs_diff": shipped.max_diff,
         "target_false_alarm_rate": rate,

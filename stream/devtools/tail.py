@@ -4,10 +4,14 @@ import json
 import textwrap
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
+from stream.bundle import read_manifest
+from stream.drift import MIN_SCORES, PSI_THRESHOLD, DriftSnapshot, DriftWindow
 from stream.errors import BrokerError
 
 
@@ -92,3 +96,106 @@ def tail(
     finally:
         consumer.close()
     return shown
+
+
+def format_stats(snapshot: DriftSnapshot, throughput: float) -> str:
+    """A text report of the last hour: histogram bars, alert rate and the drift verdict."""
+    s = snapshot
+    lines = [
+        f"last hour: {s.scores} scores, {s.alerts} alerts ({s.alerts_per_hour:.1f}/hour), {throughput:.1f} scored/s (1 min)"
+    ]
+    if s.psi is None:
+        lines.append("drift: no reference (pass --bundle)" if s.reference is None else "drift: no scores yet")
+    else:
+        verdict = (
+            "DRIFT"
+            if s.drifted
+            else ("ok" if s.scores >= MIN_SCORES else f"ok (fewer than {MIN_SCORES} scores)")
+        )
+        lines.append(
+            f"drift: PSI {s.psi:.3f} against the bundle's validation scores (flag at >= {PSI_THRESHOLD}): {verdict}"
+        )
+    reference = s.reference.histogram if s.reference else None
+    width = 40
+    for i, share in enumerate(s.histogram):
+        low = i / len(s.histogram)
+        bar = "#" * round(share * width)
+        ref = f"  ref {reference[i]:6.1%}" if reference else ""
+        lines.append(f"  {low:4.2f}-{low + 1 / len(s.histogram):4.2f} {share:6.1%} {bar:<{width}}{ref}")
+    return "\n".join(lines)
+
+
+def stats(
+    bootstrap: str,
+    topic: str,
+    *,
+    bundle: Path | None = None,
+    interval: float = 10.0,
+    limit: int | None = None,
+    idle_timeout: float | None = None,
+    kafka: dict[str, str] | None = None,
+    emit: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.time,
+) -> DriftSnapshot:
+    """Follow the scores topic from an hour ago; print a report every interval seconds and at the end."""
+    reference = read_manifest(bundle).score_distribution if bundle else None
+    if bundle is not None and reference is None:
+        emit(
+            f"{bundle}: this bundle records no validation score distribution (exported before drift existed)"
+        )
+    window = DriftWindow(reference, clock=clock)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"wirewatch-tail-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            **(kafka or {}),
+        }
+    )
+    seen: deque[float] = deque()
+    count = 0
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise BrokerError(f"topic {topic} does not exist on {bootstrap}")
+        since = int((clock() - window.window_s) * 1000)
+        asked = [TopicPartition(topic, p, since) for p in metadata.partitions]
+        consumer.assign(
+            [
+                TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                for tp in consumer.offsets_for_times(asked, timeout=10)
+            ]
+        )
+        last_message = last_report = time.monotonic()
+        while limit is None or count < limit:
+            message = consumer.poll(0.5)
+            now = time.monotonic()
+            if message is not None and message.error() is None:
+                last_message = now
+                try:
+                    record = json.loads(message.value() or b"")
+                    value, alert = float(record["score"]), bool(record["is_alert"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                _kind, ts = message.timestamp()
+                at = ts / 1000.0 if ts and ts > 0 else clock()
+                window.observe(value, alert, at)
+                if at >= clock() - 60:  # the hour read back at the start is not throughput
+                    seen.append(clock())
+                count += 1
+            if now - last_report >= interval:
+                emit(_report(window, seen, clock()))
+                last_report = now
+            if idle_timeout is not None and now - last_message > idle_timeout:
+                break
+    finally:
+        consumer.close()
+    emit(_report(window, seen, clock()))
+    return window.snapshot()
+
+
+def _report(window: DriftWindow, seen: deque[float], now: float) -> str:
+    while seen and seen[0] < now - 60:
+        seen.popleft()
+    return format_stats(window.snapshot(), len(seen) / 60.0)

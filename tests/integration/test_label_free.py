@@ -87,6 +87,9 @@ def test_novelty_bundle_states_mode_method_bank_and_calibration(novelty_bundle: 
     assert m.extra_metrics["val_false_alarm_rate"] <= 0.01
     assert {"model", "model fp32", "model int8", "baseline"} <= set(m.metrics["test"])
     assert m.extra_metrics["export_max_abs_diff"] <= 1e-4
+    # The reference of drift: the held-out normal articles' scores.
+    assert m.score_distribution is not None
+    assert m.score_distribution.n == m.training["val_articles"]
     report = (novelty_bundle / "report.md").read_text()
     assert "## Score distributions" in report
     assert "test anomalous" in report

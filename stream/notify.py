@@ -1,0 +1,287 @@
+"""`wirewatch notify --webhook URL`: post each new incident (optionally each alert) to a webhook.
+
+At-least-once: a message's offset is committed only after the webhook answered 2xx, or after the
+message went to the dead-letter topic (delivery acknowledged) because the webhook refused it
+(a 4xx other than 408/429) or kept failing through every retry. Retries back off exponentially
+(0.5 s, 1 s, 2 s, ... up to 30 s). A crash between a 2xx and the commit posts that message again:
+receivers deduplicate on the ``Idempotency-Key`` header (incident id and report count, or alert
+id). The body is JSON with a Slack-compatible ``text`` field, so a Slack incoming webhook works
+as is; the full record rides along under ``incident`` or ``alert``.
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from pydantic import ValidationError
+
+from stream.errors import SystemicError
+from stream.schemas import (
+    DETAIL_HEADER,
+    ERROR_HEADER,
+    OFFSET_HEADER,
+    PARTITION_HEADER,
+    TOPIC_HEADER,
+    Incident,
+    IncidentAlert,
+)
+from stream.topics import TopicSpec, ensure_topics, headers_of
+
+TIMEOUT_S = 10.0
+
+
+@dataclass
+class NotifyOptions:
+    bootstrap_servers: str
+    webhook: str
+    incidents_topic: str = "article-incidents"
+    incident_alerts_topic: str = "article-incident-alerts"
+    dlq_topic: str = "article-notify-dlq"
+    group_id: str = "wirewatch-notify"
+    alerts: bool = False  # post every alert too
+    updates: bool = False  # post every change of an incident, not only new ones
+    retries: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    create_topics: bool = False
+    startup_timeout_s: float = 30.0
+    page_url: str | None = None  # link to the live page in the text
+    kafka: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int | None  # None: no answer (connection refused, timeout)
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retriable(self) -> bool:
+        return self.status is None or self.status >= 500 or self.status in (408, 429)
+
+
+def _next(message: Message) -> TopicPartition:
+    """The position after the message: what a commit covering it stores."""
+    return TopicPartition(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0) + 1)
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str]) -> Response:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
+            return Response(answer.status, "")
+    except urllib.error.HTTPError as exc:
+        return Response(exc.code, exc.read(500).decode(errors="replace"))
+    except (urllib.error.URLError, OSError) as exc:
+        return Response(None, str(getattr(exc, "reason", exc)))
+
+
+def incident_text(incident: Incident, page_url: str | None = None) -> str:
+    verb = {
+        "open": "New incident" if incident.reports == 1 else "Incident update",
+        "closed": "Incident closed",
+    }
+    outlets = f" from {', '.join(incident.outlets[:5])}" if incident.outlets else ""
+    lines = [
+        f"*{verb[incident.status]}* ({incident.reports} report{'s' if incident.reports != 1 else ''}{outlets}): "
+        f"{incident.title or incident.id}",
+        f"best score {incident.best.score:.3f}" + (f": {incident.best.url}" if incident.best.url else ""),
+    ]
+    if incident.best.explanation:
+        lines.append(f"> {incident.best.explanation[0].sentence}")
+    if page_url:
+        lines.append(page_url)
+    return "\n".join(lines)
+
+
+def alert_text(alert: IncidentAlert) -> str:
+    head = f"*Alert* {alert.score:.3f}: {alert.title or alert.id}"
+    source = f" ({alert.publisher})" if alert.publisher else ""
+    return f"{head}{source}, incident {alert.incident_id}" + (f"\n{alert.url}" if alert.url else "")
+
+
+@dataclass(frozen=True)
+class Notice:
+    body: bytes
+    key: str  # the idempotency key
+
+
+def notice_for(topic: str, value: bytes, options: NotifyOptions) -> Notice | None:
+    """What to post for a record, or None when it is not posted (an update, with updates off)."""
+    if topic == options.incidents_topic:
+        incident = Incident.model_validate_json(value)
+        if not options.updates and not (incident.status == "open" and incident.reports == 1):
+            return None
+        payload = {
+            "text": incident_text(incident, options.page_url),
+            "incident": json.loads(incident.model_dump_json()),
+        }
+        return Notice(json.dumps(payload).encode(), f"{incident.id}:{incident.reports}:{incident.status}")
+    alert = IncidentAlert.model_validate_json(value)
+    payload = {"text": alert_text(alert), "alert": json.loads(alert.model_dump_json())}
+    return Notice(json.dumps(payload).encode(), f"alert:{alert.id}")
+
+
+class Post(Protocol):
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Response: ...
+
+
+class Notifier:
+    def __init__(
+        self,
+        options: NotifyOptions,
+        post: Post = post_json,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Any = None,
+    ) -> None:
+        self.options = options
+        self.post = post
+        self.sleep = sleep
+        self.log = log or structlog.get_logger("wirewatch.notify")
+        self.posted = 0
+        self.dead_lettered = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def deliver(self, notice: Notice) -> Response:
+        """Post with retries and exponential backoff; the last response."""
+        o = self.options
+        delay = o.backoff_s
+        response = Response(None, "not tried")
+        for attempt in range(o.retries + 1):
+            response = self.post(
+                o.webhook, notice.body, {"Idempotency-Key": notice.key, "User-Agent": "wirewatch-notify"}
+            )
+            if response.ok or not response.retriable:
+                return response
+            self.log.warning(
+                "webhook failed, retrying",
+                status=response.status,
+                detail=response.detail[:200],
+                attempt=attempt + 1,
+                in_s=delay,
+            )
+            if attempt < o.retries:
+                self.sleep(delay)
+                delay = min(delay * 2, o.max_backoff_s)
+        return response
+
+    def handle(self, message: Message, producer: Producer) -> None:
+        """Post one record, or dead-letter it; returns when the commit may cover it."""
+        topic, value = str(message.topic()), message.value() or b""
+        try:
+            notice = notice_for(topic, value, self.options)
+        except ValidationError as exc:
+            self.dead_letter(message, producer, "schema_violation", str(exc).splitlines()[0])
+            return
+        if notice is None:
+            return
+        response = self.deliver(notice)
+        if response.ok:
+            self.posted += 1
+            return
+        why = f"HTTP {response.status}" if response.status else "no answer"
+        self.dead_letter(
+            message,
+            producer,
+            "webhook_failed",
+            f"{why} after {self.options.retries + 1} attempts: {response.detail[:500]}",
+        )
+
+    def dead_letter(self, message: Message, producer: Producer, reason: str, detail: str) -> None:
+        failures: list[str] = []
+
+        def delivered(error: Any, _msg: Any) -> None:
+            if error is not None:
+                failures.append(error.str())
+
+        headers: list[tuple[str, str | bytes | None]] = [
+            *headers_of(message),
+            (ERROR_HEADER, reason.encode()),
+            (DETAIL_HEADER, detail[:1000].encode()),
+            (TOPIC_HEADER, str(message.topic()).encode()),
+            (PARTITION_HEADER, str(message.partition()).encode()),
+            (OFFSET_HEADER, str(message.offset()).encode()),
+            ("wirewatch-webhook", self.options.webhook.encode()),
+        ]
+        producer.produce(
+            self.options.dlq_topic,
+            key=message.key(),
+            value=message.value(),
+            headers=headers,
+            on_delivery=delivered,
+        )
+        if producer.flush(30) or failures:
+            raise SystemicError(
+                f"could not dead-letter a notice ({failures[0] if failures else 'timed out'}); stopped without committing it"
+            )
+        self.dead_lettered += 1
+        self.log.error(
+            "notice dead-lettered",
+            reason=reason,
+            detail=detail[:200],
+            topic=message.topic(),
+            offset=message.offset(),
+        )
+
+    def run(self, stop_after: Callable[[], bool] = lambda: False) -> None:
+        o = self.options
+        topics = [o.incidents_topic] + ([o.incident_alerts_topic] if o.alerts else [])
+        ensure_topics(
+            o.bootstrap_servers,
+            o.kafka,
+            [TopicSpec(t) for t in [*topics, o.dlq_topic]],
+            o.create_topics,
+            o.startup_timeout_s,
+        )
+        consumer = Consumer(
+            {
+                "bootstrap.servers": o.bootstrap_servers,
+                "group.id": o.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                **o.kafka,
+            }
+        )
+        producer = Producer(
+            {
+                "bootstrap.servers": o.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                **{k: v for k, v in o.kafka.items() if not k.startswith("session.")},
+            }
+        )
+        consumer.subscribe(topics)
+        self.log.info("started", webhook=o.webhook, topics=topics, group_id=o.group_id)
+        try:
+            while not self._stopping and not stop_after():
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.fatal():
+                        raise SystemicError(f"the consumer failed: {error.str()}")
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        self.log.warning("kafka error", reason=error.str())
+                    continue
+                self.handle(message, producer)
+                # Only now: the webhook took it (2xx) or its dead letter is acknowledged.
+                consumer.commit(offsets=[_next(message)], asynchronous=False)
+        finally:
+            consumer.close()
+            producer.flush(5)

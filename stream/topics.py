@@ -1,0 +1,119 @@
+"""Topic helpers for the stages downstream of the scorer: create, read a compacted topic to its end."""
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from stream.errors import BrokerError
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 3
+    compacted: bool = False
+
+
+def ensure_topics(
+    bootstrap: str, kafka: dict[str, str], specs: Iterable[TopicSpec], create: bool, timeout: float
+) -> None:
+    """Fail fast with a clear message when Kafka is down or a topic is missing (created with create)."""
+    specs = list(specs)
+    admin = AdminClient({"bootstrap.servers": bootstrap, **kafka})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot reach Kafka at {bootstrap} within {timeout:g}s ({exc.args[0].str()}); start a broker "
+            "(`wirewatch broker` or docker compose up) or set --bootstrap-servers"
+        ) from None
+    missing = [s for s in specs if s.name not in metadata.topics]
+    if not missing:
+        return
+    if not create:
+        names = ", ".join(s.name for s in missing)
+        raise BrokerError(
+            f"topic(s) {names} do not exist on {bootstrap}; create them or pass --create-topics"
+        )
+    new = [
+        NewTopic(
+            s.name, num_partitions=s.partitions, config={"cleanup.policy": "compact"} if s.compacted else {}
+        )
+        for s in missing
+    ]
+    for topic, future in admin.create_topics(new).items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+
+
+def headers_of(message: Any) -> Headers:
+    raw = message.headers() or []
+    return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in raw]
+
+
+def read_table(
+    bootstrap: str, kafka: dict[str, str], topic: str, timeout: float
+) -> dict[bytes, tuple[bytes, Headers]]:
+    """The latest committed value per key of a (compacted) topic, read from its start to its end.
+
+    The end is each partition's high watermark when the read starts; a key whose latest record is
+    a tombstone is left out. Raises BrokerError when the end is not reached within timeout.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"wirewatch-read-{uuid.uuid4().hex[:8]}",  # never commits
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            **kafka,
+        }
+    )
+    table: dict[bytes, tuple[bytes, Headers]] = {}
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise BrokerError(f"cannot read topic {topic}: {metadata.error if metadata else 'missing'}")
+        ends: dict[int, int] = {}
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            if high > low:
+                ends[partition] = high
+        if not ends:
+            return table
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        deadline = time.monotonic() + timeout
+        pending = set(ends)
+        while pending:
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"could not read {topic} to its end within {timeout:g}s (partitions {sorted(pending)} left)"
+                )
+            message = consumer.poll(0.2)
+            if message is not None:
+                error = message.error()
+                if error is None:
+                    if message.value() is None:
+                        table.pop(message.key() or b"", None)
+                    else:
+                        table[message.key() or b""] = (message.value() or b"", headers_of(message))
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    raise BrokerError(f"reading {topic} failed: {error.str()}")
+            # The end is reached when the position passes the high watermark seen at the start
+            # (commit markers of transactions are not delivered, so offsets alone decide).
+            positions = consumer.position([TopicPartition(topic, p) for p in pending])
+            pending -= {tp.partition for tp in positions if tp.offset >= ends[tp.partition]}
+    finally:
+        consumer.close()
+    return table

@@ -1,0 +1,307 @@
+"""`wirewatch web` in a real headless Chromium against the real broker; keeps a screenshot.
+
+The browser is Debian's Chromium (`make browser` installs it; `make test` does so first) driven by
+Playwright's Python client, which never downloads a browser here. Without Chromium the test fails
+and says how to install it; WIREWATCH_SKIP_BROWSER_TESTS=1 is the only way to skip it, on purpose.
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.devtools.broker import free_port
+from stream.schemas import Contribution, Incident, IncidentAlert, IncidentBest, ModelRef, Score, SourceRef
+from tests.integration.service_harness import ROOT, produce
+
+CHROMIUM = os.environ.get("WIREWATCH_CHROMIUM", "/usr/bin/chromium")
+SKIP_ENV = "WIREWATCH_SKIP_BROWSER_TESTS"
+ARTIFACTS = Path(os.environ.get("WIREWATCH_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
+# As root, headless, on a closed network: no sandbox, and no background calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+MODEL = ModelRef(name="terrorism-v1", version="1.0.0", digest="0123456789ab")
+
+ARTICLES = {
+    "ap-1": (
+        "Car bomb kills twelve outside police station in Kabul",
+        "A car bomb exploded outside a police station in central Kabul on Monday morning. "
+        "At least twelve people were killed and dozens wounded, officials said. "
+        "The interior ministry said the attacker drove up to the gate before detonating the explosives. "
+        "Traffic in the city was diverted for several hours.",
+    ),
+    "rt-1": (
+        "Kabul police station hit by suicide car bombing",
+        "A suicide bomber detonated a car packed with explosives at a Kabul police station, killing twelve. "
+        "No group has claimed the attack. Hospitals appealed for blood donations.",
+    ),
+    "bbc-1": (
+        "Twelve dead in Kabul blast",
+        "Twelve people died when a car bomb went off at a police station in the Afghan capital. "
+        "Witnesses described a huge explosion that shattered windows across the district.",
+    ),
+    "afp-2": (
+        "Gunmen take hostages at embassy compound",
+        "Armed men stormed an embassy compound and took at least six staff hostage, police said. "
+        "Security forces surrounded the building and negotiations were under way.",
+    ),
+    "live-3": (
+        "Explosion at rail station injures passengers",
+        "An explosive device went off on a crowded platform, injuring fourteen passengers. "
+        "Police evacuated the station and closed the line.",
+    ),
+}
+
+
+def browser_or_fail() -> Any:
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"browser tests switched off on purpose ({SKIP_ENV}=1)")
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: run `make browser` (Debian's chromium package), "
+            f"set WIREWATCH_CHROMIUM, or set {SKIP_ENV}=1 to skip browser tests on purpose"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright Python client is missing: `make install` (the dev extra) installs it")
+    return sync_playwright
+
+
+def article(id: str) -> bytes:
+    title, text = ARTICLES[id]
+    return json.dumps({"id": id, "title": title, "text": text, "source": id.split("-")[0].upper()}).encode()
+
+
+def grouped_alert(
+    id: str, offset: int, incident_id: str, score: float, input_topic: str, at: datetime
+) -> IncidentAlert:
+    title, text = ARTICLES[id]
+    first = text.split(". ")[0] + "."
+    second = text.split(". ")[1].rstrip(".") + "."
+    return IncidentAlert(
+        id=id,
+        score=score,
+        is_alert=True,
+        threshold=0.5,
+        model=MODEL,
+        scored_at=at,
+        source=SourceRef(topic=input_topic, partition=0, offset=offset),
+        title=title,
+        snippet=text[:200].lower(),
+        publisher=id.split("-")[0].upper(),
+        url=f"https://news.example/{id}",
+        published_at=at.isoformat(),
+        explanation=[
+            Contribution(sentence=first, contribution=0.41, alone=0.93),
+            Contribution(sentence=second, contribution=0.08, alone=0.61),
+        ],
+        incident_id=incident_id,
+        similarity=None if id in ("ap-1", "afp-2", "live-3") else 0.83,
+    )
+
+
+def incident_of(alerts: list[IncidentAlert]) -> Incident:
+    best = max(alerts, key=lambda a: a.score)
+    return Incident(
+        id=alerts[0].incident_id,
+        status="open",
+        first_seen=alerts[0].scored_at,
+        last_seen=alerts[-1].scored_at,
+        reports=len(alerts),
+        outlets=sorted({a.publisher or "" for a in alerts}),
+        title=alerts[0].title,
+        best=IncidentBest(
+            alert_id=best.id,
+            score=best.score,
+            title=best.title,
+            publisher=best.publisher,
+            url=best.url,
+            explanation=best.explanation,
+        ),
+        alert_ids=[a.id for a in alerts],
+        updated_at=alerts[-1].scored_at,
+    )
+
+
+@pytest.fixture
+def web_topics(new_topic: Callable[[int], str]) -> dict[str, str]:
+    return {name: new_topic(1) for name in ("input", "scores", "incidents", "incident_alerts")}
+
+
+@pytest.fixture
+def web_process(
+    kafka_bootstrap: str, web_topics: dict[str, str], tiny_bundle: Path, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log = tmp_path / "web.log"
+    args = [
+        sys.executable, "-m", "wirewatch", "web",
+        "--bootstrap-servers", kafka_bootstrap,
+        "--port", str(port),
+        "--bundle", str(tiny_bundle),
+        "--input-topic", web_topics["input"],
+        "--scores-topic", web_topics["scores"],
+        "--incidents-topic", web_topics["incidents"],
+        "--incident-alerts-topic", web_topics["incident_alerts"],
+        "--group-id", f"scorers-{uuid.uuid4().hex}",
+        "--log-format", "json",
+    ]  # fmt: skip
+    with log.open("wb") as handle:
+        process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"wirewatch web exited: {log.read_text()}"
+            try:
+                with urllib.request.urlopen(url + "healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"wirewatch web did not answer within 60 s: {log.read_text()}")
+        yield url, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_alerts_produced_into_the_topics_appear_live_on_the_page(
+    kafka_bootstrap: str, web_topics: dict[str, str], web_process: tuple[str, Path]
+) -> None:
+    sync_playwright = browser_or_fail()
+    url, log = web_process
+    t = web_topics
+    now = datetime.now(UTC)
+    ids = list(ARTICLES)
+    produce(kafka_bootstrap, t["input"], [(i.encode(), article(i), None) for i in ids])
+    rng = random.Random(0)
+    scores = [
+        Score(
+            id=f"s{k}", score=min(rng.betavariate(1, 14), 0.49), is_alert=False, threshold=0.5, model=MODEL,
+            scored_at=now, source=SourceRef(topic=t["input"], partition=0, offset=k),
+        ).model_dump_json().encode()
+        for k in range(300)
+    ]  # fmt: skip
+    scores += [
+        Score(
+            id=i, score=0.9, is_alert=True, threshold=0.5, model=MODEL, scored_at=now,
+            source=SourceRef(topic=t["input"], partition=0, offset=k),
+        ).model_dump_json().encode()
+        for k, i in enumerate(ids[:4])
+    ]  # fmt: skip
+    produce(kafka_bootstrap, t["scores"], [(None, s, None) for s in scores])
+    storm = [
+        grouped_alert("ap-1", 0, "inc-kabul", 0.97, t["input"], now - timedelta(minutes=30)),
+        grouped_alert("rt-1", 1, "inc-kabul", 0.95, t["input"], now - timedelta(minutes=22)),
+        grouped_alert("bbc-1", 2, "inc-kabul", 0.91, t["input"], now - timedelta(minutes=12)),
+    ]
+    hostages = [grouped_alert("afp-2", 3, "inc-embassy", 0.88, t["input"], now - timedelta(minutes=8))]
+    produce(
+        kafka_bootstrap,
+        t["incident_alerts"],
+        [(a.incident_id.encode(), a.model_dump_json().encode(), None) for a in storm + hostages],
+    )
+    produce(
+        kafka_bootstrap,
+        t["incidents"],
+        [
+            (i.id.encode(), i.model_dump_json().encode(), None)
+            for i in (incident_of(storm), incident_of(hostages))
+        ],
+    )
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "web-page.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.wait_for_selector('[data-alert-id="ap-1"] mark', timeout=60_000)
+            marks = page.locator('[data-alert-id="ap-1"] mark').all_inner_texts()
+            assert (
+                marks[0] == "A car bomb exploded outside a police station in central Kabul on Monday morning."
+            )
+            card = page.locator('[data-incident-id="inc-kabul"]')
+            assert "3 reports" in card.inner_text()
+            assert "AP, BBC, RT" in card.inner_text()
+
+            # Live: an alert produced now, with its incident, shows up without a reload.
+            live = grouped_alert("live-3", 4, "inc-rail", 0.93, t["input"], datetime.now(UTC))
+            produce(
+                kafka_bootstrap, t["incident_alerts"], [(b"inc-rail", live.model_dump_json().encode(), None)]
+            )
+            produce(
+                kafka_bootstrap,
+                t["incidents"],
+                [(b"inc-rail", incident_of([live]).model_dump_json().encode(), None)],
+            )
+            page.wait_for_selector(
+                '[data-incident-id="inc-rail"] [data-alert-id="live-3"] mark', timeout=60_000
+            )
+            # Stats: 304 scores in the hour against the bundle's validation distribution.
+            page.wait_for_function(
+                "document.getElementById('k-drift').textContent.match(/(ok|DRIFT) [0-9.]+/)", timeout=60_000
+            )
+            assert page.locator("#hist rect").count() > 20, "the histogram (live and reference) was drawn"
+            assert page.locator("#k-alerts").inner_text() == "4"
+            assert page.locator("#rate rect").count() >= 1, "the alert rate was drawn"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    assert "following Kafka failed" not in log.read_text()
+
+
+def test_tail_stats_reports_the_hour_and_flags_drift_against_the_bundle(
+    kafka_bootstrap: str, new_topic: Callable[[int], str], tiny_bundle: Path
+) -> None:
+    from stream.bundle import read_manifest
+    from stream.devtools.tail import stats
+
+    reference = read_manifest(tiny_bundle).score_distribution
+    assert reference is not None, "training records the validation score distribution in the bundle"
+    topic = new_topic(1)
+    now = datetime.now(UTC)
+    # Every score far above the reference's top decile: a shifted feed.
+    high = max(reference.edges) + (1 - max(reference.edges)) / 2
+    produce(
+        kafka_bootstrap,
+        topic,
+        [
+            (None, Score(
+                id=f"s{k}", score=high, is_alert=high >= 0.5, threshold=0.5, model=MODEL, scored_at=now,
+                source=SourceRef(topic="articles", partition=0, offset=k),
+            ).model_dump_json().encode(), None)
+            for k in range(250)
+        ],
+    )  # fmt: skip
+    lines: list[str] = []
+    snapshot = stats(kafka_bootstrap, topic, bundle=tiny_bundle, interval=60, limit=250, emit=lines.append)
+    assert snapshot.scores == 250
+    assert snapshot.drifted
+    assert "DRIFT" in lines[-1]
+    assert "last hour: 250 scores" in lines[-1]
