@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-gpu install-openvino clean
+.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-gpu install-openvino bench-ad clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench-gpu: install ## the same benchmark on CUDA (needs onnxruntime-gpu and a GP
 
 install-openvino: install ## add the OpenVINO execution provider plugin (for --providers openvino)
 	$(PY) -m pip install --quiet -e '.[openvino]'
+
+bench-ad: install ## label-free modes on public one-class protocols (AG News, BBC, Reuters); prints and saves JSON
+	$(VENV)/bin/wirewatch bench-ad --data-dir $(DATA_DIR) $(ARGS)
 
 clean: ## remove caches (keeps .venv, data and exports)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -36,17 +36,36 @@ class BaseModelInfo(_Strict):
 
 
 class LongText(_Strict):
-    strategy: Literal["chunk_max"] = "chunk_max"
+    strategy: Literal["chunk_max", "chunk_mean"] = "chunk_max"
     stride: int = Field(gt=0)
     max_windows: int = Field(ge=1)
 
 
 class Calibration(_Strict):
-    """score = sigmoid(logit / temperature + bias), fitted on validation; part of the graph."""
+    """score = sigmoid(logit / temperature + bias), fitted on validation; part of the graph.
 
-    method: Literal["temperature"] = "temperature"
+    ``temperature`` fits it by log loss on labeled validation data (classifier mode);
+    ``false_alarm_quantile`` puts the threshold's raw value at the quantile of held-out normal
+    articles that gives the target false-alarm rate (novelty and ood modes, where ``logit``
+    is the method's raw anomaly statistic).
+    """
+
+    method: Literal["temperature", "false_alarm_quantile"] = "temperature"
     temperature: float = Field(gt=0)
     bias: float = 0.0
+    target_false_alarm_rate: float | None = Field(default=None, gt=0, lt=1)
+
+
+class Method(_Strict):
+    """How a novelty or ood bundle turns a window's embedding into its raw anomaly statistic."""
+
+    name: str = Field(min_length=1)  # e.g. "knn", "mahalanobis", "energy", "msp"
+    description: str = ""
+    encoder: Literal["frozen", "adapted", "fine-tuned"] = "frozen"
+    parameters: dict[str, Any] = {}
+    # The memory bank of normal window embeddings (knn): its size, and the bound it is kept under.
+    bank_size: int | None = Field(default=None, ge=1)
+    bank_bound: int | None = Field(default=None, ge=1)
 
 
 class TokenizerInfo(_Strict):
@@ -69,7 +88,10 @@ class Manifest(_Strict):
     name: str = Field(min_length=1)
     version: str = Field(min_length=1)
     created_at: datetime
-    mode: Literal["classifier"] = "classifier"
+    # classifier: supervised probability; novelty: distance to normal news; ood: multi-class
+    # classifier on normal categories, uncertainty as the anomaly. Old manifests are classifiers.
+    mode: Literal["classifier", "novelty", "ood"] = "classifier"
+    method: Method | None = None
     base_model: BaseModelInfo
     labels: list[str] = Field(min_length=2, max_length=2)
     max_length: int = Field(ge=8, le=4096)

@@ -1,7 +1,8 @@
 """Tokenization and the long-text strategy, shared by training and scoring.
 
 Long articles are cut into overlapping windows of ``max_length`` tokens; each window is scored
-and an article's score is the maximum over its windows (``chunk_max``). Nothing in a report is
+and an article's score is the maximum over its windows (``chunk_max``), or their mean
+(``chunk_mean``, the label-free modes: see training/unlabeled.py). Nothing in a report is
 thrown away up to ``max_windows`` windows (about 1,800 tokens with the defaults, more than 99%
 of MUC reports); beyond that the tail is dropped, and the manifest says so.
 """
@@ -164,6 +165,13 @@ class Encoder:
             input_ids[i, : len(w)] = w
             mask[i, : len(w)] = 1
         return Batch(input_ids, mask, rows)
+
+
+def mean_per_owner(values: npt.NDArray[np.float32], owner: IntArray, n: int) -> npt.NDArray[np.float32]:
+    """The mean value per owner; every owner must have at least one value."""
+    total = np.zeros(n, dtype=np.float64)
+    np.add.at(total, owner, values)
+    return (total / np.bincount(owner, minlength=n)).astype(np.float32)
 
 
 def max_per_owner(values: npt.NDArray[np.float32], owner: IntArray, n: int) -> npt.NDArray[np.float32]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from stream import cli as stream_cli
 from stream.errors import ConfigError, WirewatchError
 from stream.settings import default_data_dir
+from training.unlabeled_cli import add_bench_command, add_mode_arguments, train_unlabeled
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -28,6 +29,10 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.mode != "classifier":
+        return train_unlabeled(args)
+    if args.data is None:
+        raise ConfigError("--data is required (a folder with train, val and test files)")
     from stream.encoding import Windowing
     from training.finetune import TrainConfig, cpu_has_bf16
     from training.pipeline import TrainOptions, train_bundle
@@ -117,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="fine-tune a classifier and export a validated ONNX bundle",
+        help="train a bundle: a classifier, or a label-free novelty or ood detector (--mode)",
         description=(
             "Fine-tune a BERT-family model on DATA/{train,val}.jsonl, calibrate it, choose the "
             "threshold on validation, export and validate ONNX, quantize to int8 when it keeps "
@@ -128,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         type=Path,
-        required=True,
-        help="folder with train, val and test files (.jsonl, or .csv with text,label columns)",
+        help="folder with train, val and test files (.jsonl, or .csv with text,label columns); "
+        "required except with --from-topic",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="bundle folder to create, e.g. exports/terrorism-v1"
@@ -146,9 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bundle-version", default="1.0.0", help="bundle version recorded in the manifest (default 1.0.0)"
     )
-    p.add_argument("--epochs", type=int, default=4, help="maximum epochs (default 4)")
-    p.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
-    p.add_argument("--lr", type=float, default=8e-5, help="peak learning rate (default 8e-5)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=TrainConfig.epochs,
+        help=f"maximum epochs (default {TrainConfig.epochs})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=TrainConfig.batch_size,
+        help=f"training batch size (default {TrainConfig.batch_size})",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=TrainConfig.learning_rate,
+        help=f"peak learning rate (default {TrainConfig.learning_rate:g})",
+    )
     p.add_argument("--max-length", type=int, default=256, help="tokens per window (default 256)")
     p.add_argument("--stride", type=int, help="tokens between window starts (default max-length - 32)")
     p.add_argument("--max-windows", type=int, default=8, help="windows per article at most (default 8)")
@@ -205,9 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to keep the fine-tuned PyTorch weights (default runs/<bundle folder name>/checkpoint)",
     )
     p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    add_mode_arguments(p)
     p.set_defaults(handler=_train)
 
     stream_cli.add_commands(sub)
+    add_bench_command(sub)
     return parser
 
 

@@ -124,3 +124,23 @@ def quantize_static_int8(src: Path, dst: Path, calibration: Sequence[Batch]) -> 
             )
     finally:
         prepared.unlink(missing_ok=True)
+
+
+def quantize_int8(src: Path, dst: Path, nodes_to_exclude: Sequence[str] = ()) -> None:
+    """Dynamic int8, per channel: activation scales computed per call, so a score depends on its
+    batch and the scorer runs such bundles one window per call. The label-free modes ship it.
+
+    nodes_to_exclude stay fp32 (the distance heads of the label-free modes compare embeddings
+    with a bank whose int8 rounding would blur the distances they rank by).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(nodes_to_exclude),
+        )

@@ -36,9 +36,11 @@ Docs = list[list[IntArray]]  # the windows of each document
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 4
-    batch_size: int = 16
-    learning_rate: float = 8e-5
+    # Two epochs of the top two layers keep `make train` under 30 minutes on 2 cores; with the
+    # lower layers frozen a larger step size and batch are stable.
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
@@ -51,7 +53,7 @@ class TrainConfig:
     # positive article only vouches for its best window. Measured on MUC test: no gain (AUROC
     # 0.900 vs 0.903) for 1.7x the time, hence off by default.
     all_negative_windows: bool = False
-    train_layers: int = 3  # top encoder layers trained; the embeddings and the layers below stay frozen
+    train_layers: int = 2  # top encoder layers trained; the embeddings and the layers below stay frozen
     # Training looks for the best window among an article's first few only (scoring reads up to
     # max_windows): reports lead with their event, and the frozen-layer cache stays affordable.
     train_windows: int = 4

@@ -26,6 +26,7 @@ from stream.scorer import Scorer
 from training import export
 
 Precision = Literal["int8", "fp32"]
+Quantization = Literal["static", "dynamic"]
 INT8_TOLERANCE = 0.01
 # Training texts whose windows calibrate the int8 activation ranges: spread over the file.
 CALIBRATION_TEXTS = 256
@@ -53,7 +54,9 @@ def choose_threshold(
     return threshold, f"lowest threshold reaching precision {target} on validation"
 
 
-def choose_precision(candidates: dict[Precision, Candidate]) -> tuple[Precision, str]:
+def choose_precision(
+    candidates: dict[Precision, Candidate], where: str = "validation"
+) -> tuple[Precision, str]:
     if "int8" not in candidates:
         return "fp32", "int8 quantization disabled"
     fp32, int8 = candidates["fp32"].val, candidates["int8"].val
@@ -61,8 +64,8 @@ def choose_precision(candidates: dict[Precision, Candidate]) -> tuple[Precision,
     d_auroc = abs((int8.auroc or 0.0) - (fp32.auroc or 0.0))
     diffs = f"F1 diff {d_f1:.4f}, AUROC diff {d_auroc:.4f}"
     if d_f1 <= INT8_TOLERANCE and d_auroc <= INT8_TOLERANCE:
-        return "int8", f"int8 within {INT8_TOLERANCE} of fp32 on validation ({diffs})"
-    return "fp32", f"int8 lost too much on validation ({diffs}, limit {INT8_TOLERANCE})"
+        return "int8", f"int8 within {INT8_TOLERANCE} of fp32 on {where} ({diffs})"
+    return "fp32", f"int8 lost too much on {where} ({diffs}, limit {INT8_TOLERANCE})"
 
 
 class Staging:
@@ -73,9 +76,11 @@ class Staging:
         self.manifest = manifest
         self.threads = threads
 
-    def scorer(self, model: Path, precision: Precision) -> Scorer:
+    def scorer(self, model: Path, precision: Precision, quantization: Quantization = "static") -> Scorer:
+        """A scorer on `model` as the bundle would ship it; `quantization` says how an int8 file
+        was made (the scorer batches static int8 and runs dynamic int8 one window per call)."""
         self.manifest.precision = precision
-        self.manifest.quantization = "static" if precision == "int8" else None
+        self.manifest.quantization = quantization if precision == "int8" else None
         shutil.copyfile(model, self.folder / "model.onnx")
         self.manifest.files = {
             f: sha256_file(self.folder / f) for f in ("model.onnx", self.manifest.tokenizer.file)

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def static_bundle(tiny_bundle: Path, tiny_model: Path, sample_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def static_bundle(
+    tiny_bundle: Path, tiny_model: Path, sample_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The tiny bundle with a freshly exported model, quantized static int8 on training texts."""
     from training import export, shipping
     from training.model import build_classifier, calibrated, load_base, resolve_base_model
@@ -48,11 +50,14 @@ def test_static_int8_graph_has_fixed_scales_and_no_dynamic_quantization(static_b
     assert "DynamicQuantizeLinear" not in ops
 
 
-def test_static_int8_scores_do_not_change_with_batch_composition(static_bundle: Path, sample_data: Path) -> None:
+def test_static_int8_scores_do_not_change_with_batch_composition(
+    static_bundle: Path, sample_data: Path
+) -> None:
     bundle = load_bundle(static_bundle)
     texts = [article_text(a.title, a.text) for a in read_articles(sample_data / "test.jsonl")]
     scorer = Scorer(bundle, providers="cpu", sessions=1, token_budget=100_000)
-    assert scorer.batch_invariant and scorer.max_rows > 1
+    assert scorer.batch_invariant
+    assert scorer.max_rows > 1
     together = scorer.score(texts).scores
     assert len(scorer.batches(scorer.encoder.encode(texts))) < len(texts)  # really batched
     alone = np.array([scorer.score([t]).scores[0] for t in texts])

@@ -58,7 +58,11 @@ def test_positives_are_muc_and_modern_reports_and_rare_in_the_stream(prepared: P
     corpora_in_stream = Counter(a.corpus for a in prepared.stream)
     assert set(corpora_in_stream) == {"muc", "wikinews", "ag_news", "bbc", "reuters"}
     assert corpora_in_stream["wikinews"] == 3000
-    assert all(corpora_in_stream[c] <= 1000 for c in ("ag_news", "bbc", "reuters"))
+    # AG World rides along unlabelled; the labelled ordinary news is capped per corpus, BBC lower
+    # because its articles are three times longer than the rest.
+    labeled_in_stream = Counter(a.corpus for a in labeled)
+    assert all(labeled_in_stream[c] <= 1000 for c in ("ag_news", "reuters"))
+    assert labeled_in_stream["bbc"] <= 300
     assert {a.domain for a in prepared.stream} == {"muc", "modern", "ordinary"}
 
 
@@ -73,12 +77,9 @@ def test_modern_news_is_split_by_time_and_labelled_by_the_rules(prepared: Prepar
         # only a fifth of the items no attack word touched.
         assert 0.05 < share < (0.35 if name == "train" else 0.2), (name, share)
         assert all(a.domain == "modern" for a in modern)
-    easy = [a for a in prepared.splits["train"] if a.label_rule in ("no_attack", "category")]
-    hard = [
-        a
-        for a in prepared.splits["train"]
-        if a.label == 0 and a.label_rule and a.label_rule not in ("no_attack", "category")
-    ]
+    train_modern = [a for a in prepared.splits["train"] if a.corpus == "wikinews"]
+    easy = [a for a in train_modern if a.label_rule in ("no_attack", "category")]
+    hard = [a for a in train_modern if a.label == 0 and a.label_rule not in ("no_attack", "category")]
     assert 0 < len(easy) < 2 * len(hard)
     assert all(a.split in years["test"] for a in prepared.stream if a.corpus == "wikinews")
 

@@ -146,7 +146,9 @@ def test_explanations_of_a_batch_equal_those_of_each_alert(bundle_path: Path) ->
     together = explainer.explain_batch(alerts)
     assert together == one_by_one
     # The wire copy costs nothing: its texts are the first one's.
-    assert explainer.texts_scored == len({t for a in alerts[:2] + alerts[3:] for t in _texts_of(explainer, a)})
+    assert explainer.texts_scored == len(
+        {t for a in alerts[:2] + alerts[3:] for t in _texts_of(explainer, a)}
+    )
     top = together[0][0]
     assert top.sentence == f"{text(900, 950)}."
     # Its contribution is the drop of the window's score without it.

@@ -1,0 +1,239 @@
+"""`wirewatch train --mode novelty`: normal news only in, a distance-to-normal bundle out.
+
+Steps: read the normal articles (DATA/train and val, or a topic's recent history); embed every
+window with the base encoder (adapted to the normal text first with ``--encoder adapted``); fit
+both detectors (kNN to a bounded bank of normal windows, Mahalanobis); choose one by a
+label-free validation (below) unless ``--method`` names one; calibrate its statistic on val to
+the target false-alarm rate; build one graph (encoder, pooling, normalisation, distance,
+calibration), export and validate it, quantize the encoder to int8 when that keeps the
+metrics; evaluate on DATA/test when there is one; write the bundle.
+
+Choosing without anomalies: the normal training articles are clustered (k-means, 5 clusters)
+and each cluster in turn is held out as a stand-in for "a kind of article never seen": the
+detector is fitted on the other clusters and asked to separate the held-out cluster from the
+validation articles. The mean AUROC over the clusters is the criterion. It needs no label and
+rewards what the product is for, noticing news unlike the normal feed.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from stream.bundle import Bundle, Method, load_bundle
+from stream.encoding import mean_per_owner
+from stream.errors import ConfigError
+from stream.metrics import auroc
+from training import detectors, unlabeled
+from training.embedding import FloatArray, Windows, build_pooler, embed
+from training.model import calibrated, import_torch
+from training.unlabeled import NormalData, UnlabeledOptions, log
+
+MAX_BANK_SIZE = 65_536  # windows: 100 MB of fp32 at 384 dimensions, ~1 ms per window to search
+PROXY_CLUSTERS = 5
+METHODS: tuple[detectors.MethodName, ...] = ("knn", "mahalanobis")
+
+
+@dataclass
+class Selection:
+    chosen: detectors.MethodName
+    rule: str
+    proxy: dict[str, float | None]  # method -> held-out-cluster AUROC on validation
+    test: dict[str, float | None]  # method -> test AUROC (reported, never used to choose)
+
+
+def check_options(options: UnlabeledOptions) -> None:
+    if not 1 <= options.bank_size <= MAX_BANK_SIZE:
+        raise ConfigError(
+            f"--bank-size {options.bank_size} is outside 1..{MAX_BANK_SIZE} windows (the bound that keeps "
+            "the bundle small and its search under a millisecond per window)"
+        )
+    if options.k < 1:
+        raise ConfigError("--k must be at least 1")
+    if not 0.0 < options.target_false_alarm_rate < 0.5:
+        raise ConfigError("--target-false-alarm-rate must be in (0, 0.5)")
+
+
+def held_out_cluster_auroc(
+    method: detectors.MethodName,
+    train: FloatArray,
+    val: FloatArray,
+    k: int,
+    bank_size: int,
+    seed: int,
+) -> float | None:
+    """The label-free criterion: mean AUROC of held-out clusters of train against val."""
+    from sklearn.cluster import KMeans
+
+    clusters = min(PROXY_CLUSTERS, len(train) // 10)
+    if clusters < 2 or len(val) < 2:
+        return None
+    kmeans = KMeans(n_clusters=clusters, n_init=3, random_state=seed).fit(train)
+    val_cluster = kmeans.predict(val)
+    results = []
+    for j in range(clusters):
+        held = kmeans.labels_ == j
+        normal = val[val_cluster != j]
+        if held.all() or (~held).sum() < 2 or len(normal) == 0:
+            continue
+        detector = detectors.fit(method, train[~held], k, bank_size, seed)
+        raw = np.r_[detector.raw(normal), detector.raw(train[held])]
+        labels = np.r_[np.zeros(len(normal)), np.ones(int(held.sum()))]
+        value = auroc(labels, raw)
+        if value is not None:
+            results.append(value)
+    return float(np.mean(results)) if results else None
+
+
+def article_raw(detector: detectors.Detector, windows: Windows) -> FloatArray:
+    """An article's raw statistic: the mean over its windows (see unlabeled.AGGREGATION)."""
+    return mean_per_owner(detector.raw(windows.vectors), windows.owner, windows.n_texts)
+
+
+def article_scores(
+    detector: detectors.Detector, windows: Windows, temperature: float, bias: float
+) -> FloatArray:
+    """What the bundle serves: each window's calibrated score, averaged over the article (chunk_mean)."""
+    raw = detector.raw(windows.vectors).astype(np.float64)
+    calibrated_windows = 1.0 / (1.0 + np.exp(-(raw / temperature + bias)))
+    return mean_per_owner(calibrated_windows.astype(np.float32), windows.owner, windows.n_texts)
+
+
+def select_method(
+    options: UnlabeledOptions,
+    train: Windows,
+    val: Windows,
+    test: tuple[Windows, np.ndarray] | None,
+    seed: int,
+) -> Selection:
+    proxy: dict[str, float | None] = {}
+    test_auroc: dict[str, float | None] = {}
+    for method in METHODS:
+        proxy[method] = held_out_cluster_auroc(
+            method, train.first(), val.first(), options.k, options.bank_size, seed
+        )
+        if test is not None:
+            detector = detectors.fit(method, train.vectors, options.k, options.bank_size, seed)
+            test_auroc[method] = auroc(test[1], article_raw(detector, test[0]))
+    if options.method != "auto":
+        return Selection(options.method, "named by --method", proxy, test_auroc)
+    if any(v is None for v in proxy.values()):
+        return Selection(
+            "knn", "too few articles for the held-out-cluster validation: kNN", proxy, test_auroc
+        )
+    chosen = max(METHODS, key=lambda m: (proxy[m] or 0.0, m == "knn"))
+    return Selection(chosen, "highest held-out-cluster AUROC on validation", proxy, test_auroc)
+
+
+def novelty_graph(pooler: Any, detector: detectors.Detector, temperature: float, bias: float) -> Any:
+    torch = import_torch()
+
+    class WindowNovelty(torch.nn.Module):  # type: ignore[misc, name-defined]
+        """Raw statistic per window: embedding, then its distance to normal."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = pooler
+            self.distance = detector.head()
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.distance(self.embedding(input_ids, attention_mask))
+
+    return calibrated(WindowNovelty(), temperature, bias)
+
+
+def train_novelty(options: UnlabeledOptions) -> Bundle:
+    from training import unlabeled_report
+
+    check_options(options)
+    seed = options.train.seed
+    data: NormalData = unlabeled.load_normal(options, seed)
+    base, encoder_model, hf_tokenizer = unlabeled.load_base_model(options)
+    with unlabeled.staging_folder(options.out, options.force) as folder:
+        encoder, special = unlabeled.save_tokenizer(hf_tokenizer, folder, options.windowing)
+        notes = list(data.notes)
+        notes.append(
+            f"normal: train {len(data.train.articles)} articles, val {len(data.val.articles)}"
+            + (
+                f"; test {len(data.test.articles)} ({int(data.test.labels.sum())} anomalous)"
+                if data.test
+                else ""
+            )
+        )
+        pooler = build_pooler(encoder_model)
+        encoder_kind: Literal["frozen", "adapted"] = "frozen"
+        if options.encoder == "adapted":
+            from training.adapt import AdaptConfig, adapt
+
+            log("adapting the encoder to the normal articles")
+            report_line = adapt(
+                pooler, encoder, data.train.texts, AdaptConfig(steps=options.adapt_steps, seed=seed)
+            )
+            notes.append(report_line)
+            encoder_kind = "adapted"
+        log("embedding the normal articles")
+        bf16 = options.train.bf16
+        train = embed(pooler, encoder, data.train.texts, bf16=bf16, desc="train")
+        val = embed(pooler, encoder, data.val.texts, bf16=bf16, desc="val")
+        test = None
+        if data.test is not None:
+            test = (embed(pooler, encoder, data.test.texts, bf16=bf16, desc="test"), data.test.labels)
+        if len(train.vectors) > options.bank_size:
+            notes.append(
+                f"the {len(train.vectors)} normal windows exceed the bank bound of {options.bank_size}: "
+                f"the bank is a uniform random sample of {options.bank_size}"
+            )
+        selection = select_method(options, train, val, test, seed)
+        notes.append(
+            f"method: {selection.chosen} ({selection.rule}); held-out-cluster AUROC "
+            + ", ".join(f"{m} {_f(v)}" for m, v in selection.proxy.items())
+        )
+        detector = detectors.fit(selection.chosen, train.vectors, options.k, options.bank_size, seed)
+        val_raw = article_raw(detector, val)
+        temperature, bias, quantile = unlabeled.false_alarm_calibration(
+            val_raw, options.target_false_alarm_rate
+        )
+        notes.append(
+            f"calibration: raw statistic {quantile:.5f} (the {1 - options.target_false_alarm_rate:.1%} "
+            f"quantile of val) maps to 0.5; score = sigmoid(raw / {temperature:.5f} + {bias:.4f})"
+        )
+        method = Method(
+            name=selection.chosen,
+            description=_describe(detector),
+            encoder=encoder_kind,
+            parameters={
+                **detector.parameters(),
+                "selection": selection.rule,
+                "held_out_cluster_auroc": selection.proxy,
+                "embedding": "mean-pooled last hidden state, L2-normalised",
+            },
+            bank_size=len(detector.bank) if isinstance(detector, detectors.Knn) else None,
+            bank_bound=options.bank_size if isinstance(detector, detectors.Knn) else None,
+        )
+        manifest = unlabeled.new_manifest(options, base, special, method, temperature, bias)
+        graph = novelty_graph(pooler, detector, temperature, bias)
+        shipped = unlabeled.ship(
+            graph,
+            encoder,
+            manifest,
+            data,
+            folder,
+            options,
+            keep_fp32=("normal_bank_t", "normal_mean", "normal_whitening"),
+        )
+        extra = {"test_auroc_by_method": selection.test} if selection.test else {}
+        unlabeled_report.finish(folder, manifest, options, data, shipped, notes, extra)
+    return load_bundle(options.out)
+
+
+def _describe(detector: detectors.Detector) -> str:
+    if isinstance(detector, detectors.Knn):
+        return (
+            f"mean cosine distance of the window's embedding to its {detector.k} nearest neighbours "
+            f"among {len(detector.bank)} normal window embeddings"
+        )
+    return "squared Mahalanobis distance of the window's embedding to the normal windows (Ledoit-Wolf)"
+
+
+def _f(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
