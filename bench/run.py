@@ -14,7 +14,9 @@ Run with `make bench` (a script, not a test). In one run, on one bundle and one 
   rate of half the measured e2e capacity (latency under saturation only measures the backlog);
 - naive_articles_per_s: a per-message consumer calling a transformers text-classification
   pipeline on torch for each article, as tutorials do, on the same fine-tuned weights;
-- serve_rss_mb: the peak resident memory (VmHWM) of a service process.
+- serve_rss_mb: the peak resident memory (VmHWM) of a service process;
+- detection: precision, recall and F1 at the bundle's threshold on the feed's labelled articles
+  (modern, muc, and all labelled), from the scores the first ceiling run published.
 
 It records what it ran on (CPU model and flags, cores, load average, ONNX Runtime version and
 provider, the feed's composition and tokens per article, the bundle), prints the JSON and saves
@@ -45,10 +47,11 @@ sys.path.insert(0, str(ROOT))
 from bench import naive  # noqa: E402
 from stream.bundle import load_bundle  # noqa: E402
 from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
+from stream.metrics import at_threshold  # noqa: E402
 from stream.observability import wait_ready  # noqa: E402
 from stream.process import BatchProcessor, processor_for  # noqa: E402
 from stream.providers import cpu_flags  # noqa: E402
-from stream.records import Incoming  # noqa: E402
+from stream.records import Incoming, Output  # noqa: E402
 from stream.scorer import Scorer  # noqa: E402
 from stream.settings import ServeSettings  # noqa: E402
 from stream.text import article_text  # noqa: E402
@@ -129,19 +132,35 @@ def records(feed: list[tuple[str, bytes]]) -> list[Incoming]:
     return [Incoming("bench", 0, i, key.encode(), value, [], None) for i, (key, value) in enumerate(feed)]
 
 
-def ceiling(processor: BatchProcessor, feed: list[tuple[str, bytes]], batch_size: int) -> dict[str, float]:
-    """The scoring stage alone, in-process, batch by batch as the service runs it."""
+def ceiling(
+    processor: BatchProcessor,
+    feed: list[tuple[str, bytes]],
+    batch_size: int,
+    scores: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """The scoring stage alone, in-process, batch by batch as the service runs it.
+
+    scores, when given, receives each article's published score by id (read after the clock stops).
+    """
     batch = records(feed)
     processor.process(batch[:batch_size])  # warm-up: first-call allocations
     started, cpu = time.perf_counter(), time.process_time()
     explain_s = inference_s = 0.0
     alerts = 0
+    published: list[list[Output]] = []
     for start in range(0, len(batch), batch_size):
         result = processor.process(batch[start : start + batch_size])
         explain_s += result.explain_s
         inference_s += result.inference_s
         alerts += result.alerts
+        published.append(result.outputs)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if scores is not None:
+        for outputs in published:
+            for output in outputs:
+                if output.kind == "score":
+                    score = json.loads(output.value)
+                    scores[score["id"]] = score["score"]
     return {
         "articles_per_s": len(batch) / seconds,
         "articles_per_cpu_s": len(batch) / cpu,
@@ -150,6 +169,42 @@ def ceiling(processor: BatchProcessor, feed: list[tuple[str, bytes]], batch_size
         "explain_seconds": explain_s,
         "alerts": alerts,
     }
+
+
+DOMAINS = ("modern", "muc")
+
+
+def detection(feed: list[tuple[str, bytes]], scores: dict[str, float], threshold: float) -> dict[str, Any]:
+    """Precision, recall and F1 at the threshold per labelled domain of the feed, and over all
+    labelled articles; labelled articles that got no score (dead-lettered) are counted apart."""
+    groups: dict[str, tuple[list[int], list[float]]] = {name: ([], []) for name in (*DOMAINS, "labelled")}
+    unscored = 0
+    for _, value in feed:
+        article = json.loads(value)
+        if article.get("label") is None:
+            continue
+        if article["id"] not in scores:
+            unscored += 1
+            continue
+        for name in ("labelled", article.get("domain")):
+            if name in groups:
+                groups[name][0].append(int(article["label"]))
+                groups[name][1].append(scores[article["id"]])
+    out: dict[str, Any] = {"threshold": threshold, "labelled_unscored": unscored}
+    for name, (labels, values) in groups.items():
+        if not labels:
+            out[name] = None
+            continue
+        m = at_threshold(labels, values, threshold)
+        out[name] = {
+            "n": m.n,
+            "positives": m.positives,
+            "alerts": m.confusion.tp + m.confusion.fp,
+            "precision": round(m.precision, 4),
+            "recall": round(m.recall, 4),
+            "f1": round(m.f1, 4),
+        }
+    return out
 
 
 def bare_model(scorer: Scorer, feed: list[tuple[str, bytes]], repeats: int = 1) -> dict[str, float]:
@@ -343,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     # The ceiling is measured before and after the end-to-end run and the better one kept: these
     # machines are noisy, and a low ceiling would flatter the service.
     print("ceiling ...", file=sys.stderr)
-    ceilings = [ceiling(processor, feed, args.batch_size)]
+    scores: dict[str, float] = {}
+    ceilings = [ceiling(processor, feed, args.batch_size, scores)]
     plain = processor_for(settings.model_copy(update={"explain": False})) if settings.explain else processor
     no_explain = ceiling(plain, feed, args.batch_size)
     del plain
@@ -415,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         if with_explain
         else None,
         "naive_articles_per_s": round(naive_rate, 2) if naive_rate else None,
+        "detection": detection(feed, scores, bundle.manifest.threshold),
     }
     if e2e:
         result["e2e_articles_per_s"] = round(e2e["articles_per_s"], 1)
