@@ -119,8 +119,11 @@ def quantize_static_int8(src: Path, dst: Path, calibration: Sequence[Batch]) -> 
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
-                # Ranges are reduced every few batches, not after all of them: memory stays flat.
-                extra_options={"ActivationSymmetric": False, "CalibMaxIntermediateOutputs": 4},
+                # Not CalibMaxIntermediateOutputs: ONNX Runtime (1.32) drops each full group of
+                # batches without reducing it (microsoft/onnxruntime#18893), so only the remainder
+                # would calibrate, and none at all when the count divides evenly. What MinMax
+                # keeps per batch is a minimum and a maximum per tensor, so memory stays small.
+                extra_options={"ActivationSymmetric": False},
             )
     finally:
         prepared.unlink(missing_ok=True)
