@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-ad clean
+.PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-gpu install-openvino bench-ad clean
 .PHONY: browser embedder incident-quality
 
 help: ## list the targets
@@ -83,8 +83,14 @@ broker: install ## run the embedded Kafka-compatible broker on 127.0.0.1:9092 (m
 serve: install ## run the scorer on $(BUNDLE) against 127.0.0.1:9092, creating missing topics
 	$(VENV)/bin/wirewatch serve --bundle $(BUNDLE) --create-topics
 
-bench: install ## benchmark: ceiling vs end to end vs naive torch consumer; prints and saves JSON
+bench: install ## benchmark: bare model, ceiling, end to end, naive torch consumer; prints and saves JSON
 	$(PY) bench/run.py --bundle $(BUNDLE) $(ARGS)
+
+bench-gpu: install ## the same benchmark on CUDA (needs onnxruntime-gpu and a GPU; see bench/gpu.sh)
+	$(PY) bench/run.py --bundle $(BUNDLE) --providers cuda --batch-size 256 --naive-limit 0 --name cuda $(ARGS)
+
+install-openvino: install ## add the OpenVINO execution provider plugin (for --providers openvino)
+	$(PY) -m pip install --quiet -e '.[openvino]'
 
 bench-ad: install ## label-free modes on public one-class protocols (AG News, BBC, Reuters); prints and saves JSON
 	$(VENV)/bin/wirewatch bench-ad --data-dir $(DATA_DIR) $(ARGS)

@@ -104,6 +104,10 @@ class Manifest(_Strict):
     inputs: list[str] = ["input_ids", "attention_mask"]
     output: str = "score"
     precision: Literal["int8", "fp32"]
+    # How int8 was made: "static" scales are fixed at export, so a window scores the same in any
+    # batch; "dynamic" ones are computed per call. Bundles from before static quantization have
+    # none and were dynamic.
+    quantization: Literal["static", "dynamic"] | None = None
     precision_reason: str
     calibration: Calibration
     # metrics[split][system], e.g. metrics["test"]["model"], metrics["stream"]["baseline"].

@@ -494,7 +494,10 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
         "--top", type=int, default=10, help="how many top-scored unlabeled titles to list (default 10)"
     )
     p.add_argument(
-        "--providers", choices=["auto", "cpu", "cuda"], default="auto", help="ONNX Runtime execution provider"
+        "--providers",
+        choices=["auto", "cpu", "cuda", "openvino"],
+        default="auto",
+        help="ONNX Runtime execution provider",
     )
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     p.set_defaults(handler=_evaluate)

@@ -125,14 +125,37 @@ class Encoder:
         return Encoded(windows, np.asarray(owner, dtype=np.int64), len(texts))
 
     def batches(self, encoded: Encoded, batch_size: int) -> Iterator[Batch]:
-        """Mini-batches sorted by length and padded to their own longest window.
+        """Mini-batches of batch_size windows, sorted by length and padded to their own longest.
 
-        Measured here on a mixed news feed: 2.8x the throughput of padding to max_length.
+        Measured on a mixed news feed: 2.8x the throughput of padding to max_length.
         """
         order = np.argsort(encoded.lengths, kind="stable")
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             yield self.pad([encoded.windows[i] for i in rows], rows)
+
+    def token_batches(self, encoded: Encoded, token_budget: int, max_rows: int = 512) -> Iterator[Batch]:
+        """Length-sorted mini-batches of at most token_budget padded tokens (rows x width) each.
+
+        Short windows go many to a call and long ones few, so every call does about the same
+        work: a fixed count gives calls of 8 x 20 tokens next to calls of 8 x 256. A window longer
+        than the budget goes alone.
+        """
+        lengths = encoded.lengths
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            # Ascending lengths: the window being added is the widest of its batch so far.
+            while (
+                stop < len(order)
+                and stop - start < max_rows
+                and (stop - start + 1) * int(lengths[order[stop]]) <= token_budget
+            ):
+                stop += 1
+            rows = order[start:stop]
+            yield self.pad([encoded.windows[i] for i in rows], rows)
+            start = stop
 
     def pad(self, windows: Sequence[IntArray], rows: IntArray) -> Batch:
         width = max(len(w) for w in windows)

@@ -4,14 +4,24 @@ For each sentence: its contribution, how much the score drops when it is left ou
 alone. Leave-one-out alone says little when a report repeats itself (no single sentence is then
 needed), so sentences are ranked by the sum of both, the comprehensiveness and sufficiency of
 rationale evaluation. With chunk_max the score is the best window's, so only the sentences
-overlapping that window are occluded: the cost is one batch of the article's windows plus two
-short windows per sentence, paid for alerts only. Sentences are reported as the article has them
-(its own casing and punctuation, whitespace collapsed), not in their cleaned form.
+overlapping that window are occluded. Sentences are reported as the article has them (its own
+casing and punctuation, whitespace collapsed), not in their cleaned form.
+
+Cost. The scorer says which window each score came from, so nothing is scored twice to find
+it. The alerts of a batch are explained together, in one scoring call whatever their number
+(each best window, each sentence alone, each window without one sentence), so the calls are as
+full as the scorer makes them. Identical texts (wire copies of one story) are scored once. The
+occluded windows are nearly as long as the window itself and make most of the cost: with
+``occlude`` set, only the sentences that score best alone are occluded, in a second call (an
+approximation: a sentence that matters only in context can then be missed).
 """
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from stream.encoding import Encoded
 from stream.schemas import Contribution
@@ -21,6 +31,8 @@ from stream.text import clean
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _SPACES = re.compile(r"\s+")
 TOP = 3
+# Sentences occluded per alert at most: those that score best alone (0: every sentence).
+OCCLUDE = 0
 
 
 def sentences(text: str) -> list[str]:
@@ -39,45 +51,124 @@ def _locate(cleaned: str, raw: list[str]) -> list[tuple[str, int, int]]:
     return found
 
 
+@dataclass(frozen=True)
+class Alerted:
+    """An alert to explain: the article as it came, its cleaned text, and its best window."""
+
+    title: str | None
+    text: str
+    cleaned: str
+    best_window: int | None = None  # which window the score came from; None: find it
+
+
+@dataclass
+class _Work:
+    inside: list[tuple[str, int, int]]
+    window: str
+    without: list[str]
+    alone: list[str]
+    base: float = 0.0
+    solo: npt.NDArray[np.float32] | None = None
+    drops: npt.NDArray[np.float32] | None = None
+
+
+class _Texts:
+    """Texts to score in one call, each distinct text once."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def add(self, text: str) -> int:
+        return self.index.setdefault(text, len(self.index))
+
+    def score(self, scorer: Scorer) -> npt.NDArray[np.float32]:
+        return scorer.score(list(self.index)).scores if self.index else np.zeros(0, dtype=np.float32)
+
+
 class Explainer:
-    def __init__(self, scorer: Scorer, top: int = TOP) -> None:
+    def __init__(self, scorer: Scorer, top: int = TOP, occlude: int = OCCLUDE) -> None:
         self.scorer = scorer
         self.encoder = scorer.encoder
         self.top = top
+        self.occlude = occlude
+        self.texts_scored = 0  # distinct texts sent to the model, for the benchmark
 
-    def best_window(self, cleaned: str) -> tuple[int, int]:
-        """Character span of the window the article's score comes from."""
+    def best_window(self, cleaned: str, index: int | None = None) -> tuple[int, int]:
+        """Character span of the window the article's score comes from (index: that window)."""
         text = cleaned[: self.encoder.windowing.char_cap]
         encoding = self.encoder.tokenizer.encode(text, add_special_tokens=False)
         spans = self.encoder.spans(len(encoding.ids))
         if len(spans) == 1:
             return 0, len(text)
-        windows = self.encoder.windows_of(encoding.ids)
-        scores = self.scorer.window_scores(Encoded(windows, np.zeros(len(windows), dtype=np.int64), 1))
-        start, stop = spans[int(np.argmax(scores))]
+        if index is None:
+            windows = self.encoder.windows_of(encoding.ids)
+            scores = self.scorer.window_scores(Encoded(windows, np.zeros(len(windows), dtype=np.int64), 1))
+            index = int(np.argmax(scores))
+        start, stop = spans[min(index, len(spans) - 1)]
         return encoding.offsets[start][0], encoding.offsets[stop - 1][1]
 
     def __call__(self, title: str | None, text: str, cleaned: str) -> list[Contribution]:
-        """The top sentences of the article (title included) by how much the score needs them."""
-        low, high = self.best_window(cleaned)
-        raw = ([title] if title else []) + sentences(text)
+        """The top sentences of one article (title included) by how much the score needs them."""
+        return self.explain_batch([Alerted(title, text, cleaned)])[0]
+
+    def explain_batch(self, alerts: Sequence[Alerted]) -> list[list[Contribution]]:
+        """Explanations of many alerts, in one scoring call (two with ``occlude``)."""
+        work = [self._prepare(a) for a in alerts]
+        first = _Texts()
+        bases = [first.add(w.window) if w.inside else 0 for w in work]
+        alone = [[first.add(t) for t in w.alone] for w in work]
+        together = not self.occlude
+        without = [[first.add(t) for t in w.without] for w in work] if together else []
+        scores = first.score(self.scorer)
+        for w, base, solo in zip(work, bases, alone, strict=True):
+            if w.inside:
+                w.base, w.solo = float(scores[base]), scores[solo]
+        self.texts_scored += len(first.index)
+        if together:
+            return [
+                self._rank(w, list(range(len(w.inside))), scores[refs])
+                for w, refs in zip(work, without, strict=True)
+            ]
+        # Second call: occlusions of the sentences that score best alone.
+        second = _Texts()
+        asked = [self._candidates(w) for w in work]
+        refs2 = [[second.add(w.without[i]) for i in keep] for w, keep in zip(work, asked, strict=True)]
+        scores2 = second.score(self.scorer)
+        self.texts_scored += len(second.index)
+        return [self._rank(w, keep, scores2[r]) for w, keep, r in zip(work, asked, refs2, strict=True)]
+
+    def _prepare(self, alert: Alerted) -> _Work:
+        cleaned = alert.cleaned
+        low, high = self.best_window(cleaned, alert.best_window)
+        raw = ([alert.title] if alert.title else []) + sentences(alert.text)
         inside = [(s, a, b) for s, a, b in _locate(cleaned, raw) if a < high and b > low]
-        if not inside:
-            return []
-        window = cleaned[low:high]
         without = [
             _SPACES.sub(" ", cleaned[low : max(low, a)] + " " + cleaned[min(high, b) : high]).strip()
             for _, a, b in inside
         ]
         alone = [cleaned[max(low, a) : min(high, b)] for _, a, b in inside]
-        scores = self.scorer.score([window, *without, *alone]).scores
-        n = len(inside)
-        drops = float(scores[0]) - scores[1 : n + 1]
-        solo = scores[n + 1 :]
-        order = np.argsort(-(drops + solo), kind="stable")[: self.top]
+        return _Work(inside, cleaned[low:high], without, alone)
+
+    def _candidates(self, w: _Work) -> list[int]:
+        """The sentences to occlude: all of them, or the `occlude` best alone."""
+        if not w.inside or w.solo is None:
+            return []
+        if not self.occlude or len(w.inside) <= self.occlude:
+            return list(range(len(w.inside)))
+        return sorted(np.argsort(-w.solo, kind="stable")[: self.occlude].tolist())
+
+    def _rank(self, w: _Work, keep: list[int], without: npt.NDArray[np.float32]) -> list[Contribution]:
+        if not w.inside or w.solo is None:
+            return []
+        drops = np.full(len(w.inside), -np.inf, dtype=np.float64)
+        drops[keep] = w.base - without.astype(np.float64)
+        rank = drops + w.solo
+        order = [i for i in np.argsort(-rank, kind="stable")[: self.top] if np.isfinite(rank[i])]
         return [
             Contribution(
-                sentence=inside[i][0], contribution=round(float(drops[i]), 4), alone=round(float(solo[i]), 4)
+                sentence=w.inside[i][0],
+                contribution=round(float(drops[i]), 4),
+                alone=round(float(w.solo[i]), 4),
             )
             for i in order
         ]

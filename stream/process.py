@@ -29,7 +29,7 @@ from stream.bundle import Bundle, load_bundle
 from stream.deadletter import dead_letter
 from stream.drift import ScoreDistribution
 from stream.errors import SystemicError
-from stream.explain import Explainer
+from stream.explain import Alerted, Explainer
 from stream.records import Incoming, Output
 from stream.schemas import Alert, Contribution, ModelRef, Score, SourceRef
 from stream.scorer import Scorer, Scores
@@ -71,6 +71,24 @@ def _snippet(text: str) -> str:
     return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS] + "…"
 
 
+def _capped(parts: list[Contribution]) -> list[Contribution]:
+    return [
+        p.model_copy(update={"sentence": p.sentence[:MAX_SENTENCE_CHARS]})
+        if len(p.sentence) > MAX_SENTENCE_CHARS
+        else p
+        for p in parts
+    ]
+
+
+def _explain_one(
+    explain: Callable[[Alerted], list[Contribution]], alert: Alerted
+) -> list[Contribution] | Rejected:
+    try:
+        return explain(alert)
+    except Exception as exc:
+        return Rejected("explain_failed", _describe(exc))
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
@@ -85,7 +103,7 @@ class BatchProcessor:
         model: ModelRef,
         threshold: float,
         *,
-        explainer: ExplainFn | None = None,
+        explainer: Explainer | ExplainFn | None = None,
         probe: str = canary.SMOKE_TEXTS[0],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         reference: ScoreDistribution | None = None,
@@ -108,14 +126,16 @@ class BatchProcessor:
         result = BatchResult(model=self.model)
         outcomes = [self._parse(m) for m in batch]
         valid = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, Valid)]
-        values = self._score([v.text for _, v in valid], result)
+        values, best = self._score([v.text for _, v in valid], result)
         scored: list[tuple[Incoming, Valid, float]] = []
-        for (i, item), value in zip(valid, values, strict=True):
+        windows: list[int | None] = []
+        for (i, item), value, window in zip(valid, values, best, strict=True):
             if isinstance(value, Rejected):
                 outcomes[i] = value
             else:
                 scored.append((batch[i], item, value))
-        explained = {id(m): self._explain(m, v, value, result) for m, v, value in scored}
+                windows.append(window)
+        explained = self._explain_alerts(scored, windows, result)
         for message, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, Rejected):
                 self._reject(message, outcome, result)
@@ -144,12 +164,17 @@ class BatchProcessor:
 
     # Scoring and the systemic check -------------------------------------------------------
 
-    def _score(self, texts: list[str], result: BatchResult) -> list[float | Rejected]:
+    def _score(
+        self, texts: list[str], result: BatchResult
+    ) -> tuple[list[float | Rejected], list[int | None]]:
         started = time.perf_counter()
+        best: list[int | None] = [None] * len(texts)
         try:
             scores = self.scorer.score(texts)
             out = [self._checked(float(s)) for s in scores.scores]
             result.windows, result.tokens = scores.windows, scores.tokens
+            if scores.best is not None:
+                best = [int(b) for b in scores.best]
         except Exception:
             # One bad article must not sink the batch: retry one by one, dead-letter the failures.
             out = [self._one(text) for text in texts]
@@ -166,7 +191,7 @@ class BatchProcessor:
                     )
             else:
                 self._failures_in_a_row = 0
-        return out
+        return out, best
 
     def _one(self, text: str) -> float | Rejected:
         try:
@@ -192,24 +217,35 @@ class BatchProcessor:
 
     # Outputs ------------------------------------------------------------------------------
 
-    def _explain(
-        self, message: Incoming, item: Valid, value: float, result: BatchResult
-    ) -> list[Contribution] | Rejected | None:
-        if self.explainer is None or value < self.threshold:
-            return None
+    def _explain_alerts(
+        self, scored: list[tuple[Incoming, Valid, float]], windows: list[int | None], result: BatchResult
+    ) -> dict[int, list[Contribution] | Rejected | None]:
+        """Explanations of the batch's alerts, by id of their message; all in one call when it can."""
+        explained: dict[int, list[Contribution] | Rejected | None] = {id(m): None for m, _, _ in scored}
+        todo = [
+            (m, Alerted(v.article.title, v.article.text, v.text, window))
+            for (m, v, value), window in zip(scored, windows, strict=True)
+            if value >= self.threshold
+        ]
+        if self.explainer is None or not todo:
+            return explained
         started = time.perf_counter()
-        try:
-            parts = self.explainer(item.article.title, item.article.text, item.text)
-            return [
-                p.model_copy(update={"sentence": p.sentence[:MAX_SENTENCE_CHARS]})
-                if len(p.sentence) > MAX_SENTENCE_CHARS
-                else p
-                for p in parts
-            ]
-        except Exception as exc:
-            return Rejected("explain_failed", _describe(exc))
-        finally:
-            result.explain_s += time.perf_counter() - started
+        explainer = self.explainer
+        alerted = [a for _, a in todo]
+        parts: list[list[Contribution] | Rejected]
+        if isinstance(explainer, Explainer):
+            try:
+                parts = list(explainer.explain_batch(alerted))
+            except Exception:
+                # One bad article must not cost the others their explanations: one by one.
+                parts = [_explain_one(lambda a: explainer.explain_batch([a])[0], a) for a in alerted]
+        else:
+            function = explainer
+            parts = [_explain_one(lambda a: function(a.title, a.text, a.cleaned), a) for a in alerted]
+        for (message, _), part in zip(todo, parts, strict=True):
+            explained[id(message)] = part if isinstance(part, Rejected) else _capped(part)
+        result.explain_s += time.perf_counter() - started
+        return explained
 
     def _outputs(
         self, message: Incoming, item: Valid, value: float, explained: list[Contribution] | Rejected | None
@@ -320,6 +356,7 @@ def load_processor(
         intra_op_threads=settings.intra_op_threads,
         sessions=settings.sessions,
         batch_size=settings.inference_batch_size,
+        token_budget=settings.inference_tokens,
     )
     gate = canary.check(bundle, _scores_of(scorer))
     processor = BatchProcessor(

@@ -4,7 +4,6 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -12,24 +11,16 @@ import onnxruntime as ort
 
 from stream.bundle import Bundle
 from stream.encoding import Batch, Encoded, Encoder, max_per_owner, mean_per_owner
-from stream.errors import BundleError, ConfigError, ScoringError
+from stream.errors import BundleError, ScoringError
+from stream.providers import Choice, Name, Opened, open_first, open_session
 
-Providers = Literal["auto", "cpu", "cuda"]
-_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-
-
-def resolve_providers(choice: Providers) -> list[str]:
-    """CUDA when asked for, or when "auto" and onnxruntime-gpu sees a GPU; CPU otherwise."""
-    available = ort.get_available_providers()
-    if choice == "auto":
-        choice = "cuda" if _PROVIDER_NAMES["cuda"] in available else "cpu"
-    name = _PROVIDER_NAMES[choice]
-    if name not in available:
-        raise ConfigError(
-            f"execution provider {choice!r} is not available in this onnxruntime "
-            f"(has {', '.join(available)}); install onnxruntime-gpu for CUDA"
-        )
-    return [name] if choice == "cpu" else [name, _PROVIDER_NAMES["cpu"]]
+# Padded tokens (windows x longest window) per ONNX Runtime call when the settings say 0. On CPU
+# the cost of a call is its tokens: measured on a 2-core AVX2 EPYC, static int8 MiniLM scored
+# the same windows per CPU-second from 1 to 32 windows a call, so the budget only has to keep
+# calls long enough to amortise their overhead and short enough for the cache. A GPU wants
+# calls as large as its memory allows.
+DEFAULT_TOKENS: dict[Name, int] = {"cpu": 2048, "openvino": 4096, "cuda": 65536}
+Providers = Choice  # the settings' name for it
 
 
 @dataclass(frozen=True)
@@ -37,26 +28,36 @@ class Scores:
     scores: npt.NDArray[np.float32]  # one per text
     windows: int
     tokens: int
+    # Per text, which of its windows the score comes from (0 for a one-window text); None
+    # where a scorer does not say.
+    best: npt.NDArray[np.int64] | None = None
 
 
-def _session(bundle: Bundle, providers: list[str], threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(bundle.model_path), options, providers=providers)
-    except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:
-        raise BundleError(f"{bundle.model_path}: ONNX Runtime cannot load it ({exc})") from None
+def best_per_owner(
+    values: npt.NDArray[np.float32], owner: npt.NDArray[np.int64], n: int
+) -> npt.NDArray[np.int64]:
+    """Per owner, the position among its own values (in order) of its first largest value."""
+    if len(values) == 0:
+        return np.zeros(n, dtype=np.int64)
+    order = np.lexsort((np.arange(len(values)), -values, owner))  # by owner, best first
+    first = np.searchsorted(owner[order], np.arange(n))
+    starts = np.searchsorted(owner, np.arange(n))  # owner is non-decreasing: texts in order
+    return (order[first] - starts).astype(np.int64)
 
 
 class Scorer:
     """Tokenizes, windows and scores texts; thread-safe.
 
-    On CPU it runs one single-threaded ONNX Runtime session per core side by side (measured here
-    on 2 cores: 222 articles/s, against 182 for one session with two threads, whose threads
-    wait on each other at every small operator). On CUDA it runs one session.
+    Windows go to ONNX Runtime sorted by length in calls of about ``token_budget`` padded
+    tokens, so a window's score does not depend on what else is in the batch (fp32, and static
+    int8 whose scales were fixed at export; tested to 1e-5). Bundles quantized dynamically before
+    static quantization existed compute activation scales per call, so they keep one window per
+    call.
+
+    On CPU it runs one single-threaded session per core side by side (measured faster than one
+    session with all threads, whose threads wait on each other at every small operator); on
+    CUDA and OpenVINO one session, which uses the device (or all cores) itself. On CUDA inputs
+    and outputs go through IO binding.
     """
 
     def __init__(
@@ -66,15 +67,14 @@ class Scorer:
         providers: Providers = "auto",
         intra_op_threads: int = 0,
         sessions: int = 0,
-        batch_size: int = 8,
+        batch_size: int = 256,
+        token_budget: int = 0,
+        io_binding: bool | None = None,
     ) -> None:
         manifest = bundle.manifest
         self.bundle = bundle
-        # Dynamic int8 quantization scales activations per call, over the whole batch: measured
-        # here, a window's score moved by up to 0.08 with its neighbours. One window per call
-        # keeps every score a function of its own article alone (and int8 is still 1.4x fp32).
-        self.batch_size = 1 if manifest.precision == "int8" else batch_size
         self.threshold = manifest.threshold
+        self.batch_invariant = manifest.precision == "fp32" or manifest.quantization == "static"
         self._aggregate = mean_per_owner if manifest.long_text.strategy == "chunk_mean" else max_per_owner
         self.encoder = Encoder.from_file(
             bundle.tokenizer_path,
@@ -83,17 +83,28 @@ class Scorer:
             sep_token=manifest.tokenizer.sep_token,
             pad_token=manifest.tokenizer.pad_token,
         )
-        names = resolve_providers(providers)
-        on_gpu = names[0] != _PROVIDER_NAMES["cpu"]
         cores = os.cpu_count() or 1
-        if sessions:
-            count = sessions
-        elif on_gpu:
-            count = 1
-        else:
-            count = max(1, cores // intra_op_threads) if intra_op_threads else cores
-        threads = intra_op_threads or max(1, cores // count)
-        self.sessions = [_session(bundle, names, threads) for _ in range(count)]
+
+        def plan(name: Name) -> tuple[int, int]:
+            """(sessions, threads per session) on a provider."""
+            if sessions:
+                count = sessions
+            elif name != "cpu":
+                count = 1
+            else:
+                count = max(1, cores // intra_op_threads) if intra_op_threads else cores
+            return count, intra_op_threads or max(1, cores // count)
+
+        first = open_first(bundle.model_path, providers, lambda name: plan(name)[1])
+        count, threads = plan(first.name)
+        opened: list[Opened] = [first]
+        opened += [open_session(bundle.model_path, first.name, threads) for _ in range(count - 1)]
+        self.provider: Name = first.name
+        self.sessions = [o.session for o in opened]
+        self.max_rows = batch_size if self.batch_invariant else 1
+        self.token_budget = token_budget or DEFAULT_TOKENS[self.provider]
+        self.io_binding = self.provider == "cuda" if io_binding is None else io_binding
+        self._device = "cuda" if self.provider == "cuda" else "cpu"
         self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="ort") if count > 1 else None
         session = self.sessions[0]
         inputs = sorted(i.name for i in session.get_inputs())
@@ -111,9 +122,18 @@ class Scorer:
         attention_mask: npt.NDArray[np.int64],
         session: ort.InferenceSession | None = None,
     ) -> npt.NDArray[np.float32]:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        session = session or self.sessions[0]
+        output = self.bundle.manifest.output
         try:
-            (out,) = (session or self.sessions[0]).run([self.bundle.manifest.output], feeds)
+            if self.io_binding:
+                binding = session.io_binding()
+                binding.bind_cpu_input("input_ids", input_ids)
+                binding.bind_cpu_input("attention_mask", attention_mask)
+                binding.bind_output(output, self._device)
+                session.run_with_iobinding(binding)
+                out = binding.copy_outputs_to_cpu()[0]
+            else:
+                (out,) = session.run([output], {"input_ids": input_ids, "attention_mask": attention_mask})
         except Exception as exc:  # ORT raises its own exception types
             raise ScoringError(f"ONNX Runtime failed on a batch of shape {input_ids.shape}: {exc}") from exc
         return np.asarray(out, dtype=np.float32).reshape(-1)
@@ -126,24 +146,34 @@ class Scorer:
         """Scores for cleaned texts (see stream.text.article_text): each text's windows aggregated
         as the manifest's long_text.strategy says (maximum, or mean)."""
         if not texts:
-            return Scores(np.zeros(0, dtype=np.float32), 0, 0)
+            return Scores(np.zeros(0, dtype=np.float32), 0, 0, np.zeros(0, dtype=np.int64))
         encoded = self.encoder.encode(texts)
+        values = self.window_scores(encoded)
         return Scores(
-            self._aggregate(self.window_scores(encoded), encoded.owner, encoded.n_texts),
+            self._aggregate(values, encoded.owner, encoded.n_texts),
             windows=len(encoded.windows),
             tokens=int(encoded.lengths.sum()),
+            best=best_per_owner(values, encoded.owner, encoded.n_texts),
         )
 
+    def batches(self, encoded: Encoded) -> list[Batch]:
+        if not self.batch_invariant:
+            return list(self.encoder.batches(encoded, 1))
+        return list(self.encoder.token_batches(encoded, self.token_budget, self.max_rows))
+
     def window_scores(self, encoded: Encoded) -> npt.NDArray[np.float32]:
-        window_scores = np.empty(len(encoded.windows), dtype=np.float32)
-        batches = list(self.encoder.batches(encoded, self.batch_size))
+        return self.run_batches(self.batches(encoded), len(encoded.windows))
+
+    def run_batches(self, batches: Sequence[Batch], windows: int) -> npt.NDArray[np.float32]:
+        """Scores of `windows` windows laid out in batches (their rows index the result)."""
+        window_scores = np.empty(windows, dtype=np.float32)
         if self._pool is None or len(batches) == 1:
-            self._run(batches, self.sessions[0], window_scores)
+            self._run(list(batches), self.sessions[0], window_scores)
         else:
             # Interleaved shares: batches are sorted by length, so each session gets a fair mix.
             n = len(self.sessions)
             jobs = [
-                self._pool.submit(self._run, batches[k::n], s, window_scores)
+                self._pool.submit(self._run, list(batches[k::n]), s, window_scores)
                 for k, s in enumerate(self.sessions)
             ]
             for job in jobs:

@@ -52,10 +52,19 @@ class ServeSettings(BaseSettings):
         50, ge=0, le=60_000, description="Close a batch this long after its first article"
     )
     inference_batch_size: int = Field(
-        8, ge=1, le=512, description="Windows per ONNX Runtime call (length-sorted, padded per call)"
+        256,
+        ge=1,
+        le=8192,
+        description="Windows per ONNX Runtime call at most (length-sorted, padded per call)",
     )
-    providers: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="ONNX Runtime execution provider; auto: CUDA when available"
+    inference_tokens: int = Field(
+        0,
+        ge=0,
+        description="Padded tokens (windows x longest) per ONNX Runtime call (0: 2048 on CPU, 65536 on CUDA)",
+    )
+    providers: Literal["auto", "cpu", "cuda", "openvino"] = Field(
+        "auto",
+        description="ONNX Runtime execution provider; auto: CUDA with a GPU, OpenVINO on AMX/VNNI CPUs, else CPU",
     )
     sessions: int = Field(
         0,

@@ -78,6 +78,7 @@ def _bundle(
         threshold=0.5,
         threshold_rule="benchmark only",
         precision=precision,
+        quantization="dynamic" if precision == "int8" else None,
         precision_reason="benchmark",
         calibration=Calibration(temperature=1.0),
     )

@@ -235,6 +235,7 @@ class _Build:
             self.folder,
             options.quantize,
             _log,
+            calibration_texts=train.texts,
         )
         self.note(
             f"ONNX export (opset {export.OPSET}) matches PyTorch on {checked} test windows: max |diff| {max_diff:.2e}"

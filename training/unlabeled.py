@@ -364,7 +364,7 @@ def ship(
     scored: dict[str, tuple[float, FloatArray, FloatArray | None]] = {}
     metrics: dict[str, Metrics] = {}
     for precision, path in files.items():
-        scorer = staging.scorer(path, precision)  # type: ignore[arg-type]
+        scorer = staging.scorer(path, precision, "dynamic")  # type: ignore[arg-type]
         val_scores = score_articles(scorer, data.val.articles).scores
         threshold = far_threshold(val_scores, rate)
         test_scores = score_articles(scorer, data.test.articles).scores if data.test else None
@@ -374,6 +374,7 @@ def ship(
     precision, reason = _choose_precision(scored, metrics)
     shutil.copyfile(files[precision], folder / "model.onnx")
     manifest.precision = precision  # type: ignore[assignment]
+    manifest.quantization = "dynamic" if precision == "int8" else None
     for path in files.values():
         path.unlink()
     threshold, val_scores, test_scores = scored[precision]

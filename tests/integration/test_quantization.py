@@ -1,0 +1,68 @@
+"""Static int8: calibrated at export, and a window's score does not depend on its batch."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from stream.articles import read_articles
+from stream.bundle import MANIFEST, load_bundle, sha256_file
+from stream.scorer import Scorer
+from stream.text import article_text
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def static_bundle(
+    tiny_bundle: Path, tiny_model: Path, sample_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny bundle with a freshly exported model, quantized static int8 on training texts."""
+    from training import export, shipping
+    from training.model import build_classifier, calibrated, load_base, resolve_base_model
+
+    folder = tmp_path_factory.mktemp("static") / "bundle"
+    shutil.copytree(tiny_bundle, folder)
+    bundle = load_bundle(folder)
+    encoder = Scorer(bundle, providers="cpu").encoder
+    encoder_model, _ = load_base(resolve_base_model(str(tiny_model)))
+    graph = calibrated(build_classifier(encoder_model), 1.0, 0.0)
+    train = [article_text(a.title, a.text) for a in read_articles(sample_data / "train.jsonl")]
+    fp32 = folder / "model.fp32.onnx"
+    export.export_onnx(graph, fp32, next(encoder.batches(encoder.encode(train[:4]), 4)))
+    calibration = encoder.encode(shipping.calibration_sample(train, 32))
+    export.quantize_static_int8(fp32, folder / "model.onnx", list(encoder.batches(calibration, 8)))
+    fp32.unlink()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest.update(precision="int8", quantization="static", canary=None)
+    (folder / "canary.jsonl").unlink()
+    manifest["files"] = {n: sha256_file(folder / n) for n in manifest["files"] if (folder / n).exists()}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    return folder
+
+
+def test_static_int8_graph_has_fixed_scales_and_no_dynamic_quantization(static_bundle: Path) -> None:
+    ops = {node.op_type for node in onnx.load(str(static_bundle / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert "DynamicQuantizeLinear" not in ops
+
+
+def test_static_int8_scores_do_not_change_with_batch_composition(
+    static_bundle: Path, sample_data: Path
+) -> None:
+    bundle = load_bundle(static_bundle)
+    texts = [article_text(a.title, a.text) for a in read_articles(sample_data / "test.jsonl")]
+    scorer = Scorer(bundle, providers="cpu", sessions=1, token_budget=100_000)
+    assert scorer.batch_invariant
+    assert scorer.max_rows > 1
+    together = scorer.score(texts).scores
+    assert len(scorer.batches(scorer.encoder.encode(texts))) < len(texts)  # really batched
+    alone = np.array([scorer.score([t]).scores[0] for t in texts])
+    reversed_order = scorer.score(texts[::-1]).scores[::-1]
+    small_calls = Scorer(bundle, providers="cpu", sessions=2, token_budget=128).score(texts).scores
+    assert np.abs(together - alone).max() < 1e-5
+    assert np.abs(together - reversed_order).max() < 1e-5
+    assert np.abs(together - small_calls).max() < 1e-5
