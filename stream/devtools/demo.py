@@ -56,7 +56,7 @@ LABELS_NOTE = (
     "labels: 1 = an attack report (main subject a specific, real bombing, shooting, kidnapping, "
     "assassination, arson or foiled plot; docs/labeling-guide.md). Modern news: Wikipedia current "
     "events 2017-18 labelled by rules (audited error 4.5%), never seen in training. MUC: 1989-91 FBIS "
-    "reports, hand-labelled. Ordinary: AG/BBC/Reuters, all 0. AG World: unlabelled."
+    "reports, labelled by the MUC answer keys. Ordinary: AG/BBC/Reuters, all 0. AG World: unlabelled."
 )
 DOMAINS = {"modern": "modern news", "muc": "MUC reports", "ordinary": "ordinary news"}
 
@@ -308,9 +308,14 @@ def format_summary(summary: dict[str, object], bundle: Path, feed_path: Path) ->
     by_domain = summary.get("by_domain") or {}
     assert isinstance(by_domain, dict)
     for domain, d in by_domain.items():
+        alerts = d["confusion"]["tp"] + d["confusion"]["fp"]
+        quality = (
+            f": precision {d['precision']:.3f}, recall {d['recall']:.3f}"
+            if d["positives"]
+            else " (false alarms)"
+        )
         lines.append(
-            f"  {DOMAINS[domain]:<15} {d['n']} articles, {d['positives']} attack reports, "
-            f"{d['confusion']['tp'] + d['confusion']['fp']} alerts: precision {d['precision']:.3f}, recall {d['recall']:.3f}"
+            f"  {DOMAINS[domain]:<15} {d['n']} articles, {d['positives']} attack reports, {alerts} alerts{quality}"
         )
     if summary["unlabeled"]:
         lines.append(
