@@ -247,6 +247,22 @@ class _Build:
             staging, files, (threshold_articles, val.labels[threshold_mask]), options.target_precision
         )
         chosen, reason = shipping.choose_precision(candidates)
+        leftovers = list(files.values())
+        if chosen == "fp32" and "int8" in candidates:
+            _log(f"static int8 refused ({reason}); trying dynamic int8")
+            dynamic = shipping.dynamic_fallback(
+                staging,
+                candidates,
+                (threshold_articles, val.labels[threshold_mask]),
+                options.target_precision,
+            )
+            leftovers.append(dynamic.path)
+            fallback, fallback_reason = shipping.choose_precision(
+                {"fp32": candidates["fp32"], "int8": dynamic}
+            )
+            if fallback == "int8":
+                candidates["int8"], chosen = dynamic, "int8"
+                reason = f"static int8 refused ({reason}); dynamic {fallback_reason}"
         _log(f"shipping {chosen}: {reason}")
         picked = candidates[chosen]
         manifest.threshold, manifest.threshold_rule, manifest.precision_reason = (
@@ -254,12 +270,12 @@ class _Build:
             picked.rule,
             reason,
         )
-        scorer = staging.scorer(picked.path, chosen)
+        scorer = staging.scorer(picked.path, chosen, picked.quantization or "static")
         manifest.score_distribution = score_distribution(
             scorer, threshold_articles, val.labels[threshold_mask], options.threshold_domain
         )
         manifest.canary = add_canary(self.folder, scorer, test.texts)
-        for path in files.values():
+        for path in leftovers:
             path.unlink()
 
         test_scores = score_articles(scorer, test.articles).scores

@@ -41,6 +41,7 @@ class Candidate:
     threshold: float
     rule: str
     val: Metrics
+    quantization: Quantization | None = None
 
 
 def choose_threshold(
@@ -141,5 +142,24 @@ def evaluate_candidates(
         val_scores = score_articles(scorer, articles).scores
         threshold, rule = choose_threshold(labels, val_scores, target_precision)
         metrics = at_threshold(labels, val_scores, threshold)
-        candidates[precision] = Candidate(precision, path, threshold, rule, metrics)
+        quantization: Quantization | None = "static" if precision == "int8" else None
+        candidates[precision] = Candidate(precision, path, threshold, rule, metrics, quantization)
     return candidates
+
+
+def dynamic_fallback(
+    staging: Staging,
+    candidates: dict[Precision, Candidate],
+    val: tuple[list[Any], npt.NDArray[np.int64]],
+    target_precision: float | None,
+) -> Candidate:
+    """Dynamic int8 from the fp32 file, for when static int8 fails the gate: it runs one window
+    per call, but on CPUs without VNNI it is still faster than fp32 in batches."""
+    fp32 = candidates["fp32"].path
+    path = fp32.with_name("model.int8-dynamic.onnx")
+    export.quantize_int8(fp32, path)
+    scorer = staging.scorer(path, "int8", "dynamic")
+    articles, labels = val
+    val_scores = score_articles(scorer, articles).scores
+    threshold, rule = choose_threshold(labels, val_scores, target_precision)
+    return Candidate("int8", path, threshold, rule, at_threshold(labels, val_scores, threshold), "dynamic")
