@@ -269,11 +269,11 @@ class ExactlyOnce(Delivery):
             step = "produce"
             batch.outputs = [self.sink.produce(output, self._delivered) for output in batch.outputs]
             step = "send_offsets_to_transaction"
-            self._retrying(
+            retrying_transaction(
                 lambda: self.sink.send_offsets(positions, self.source.group_metadata(), TXN_TIMEOUT_S)
             )
             step = "commit_transaction"
-            self._retrying(lambda: self.sink.commit(TXN_TIMEOUT_S))
+            retrying_transaction(lambda: self.sink.commit(TXN_TIMEOUT_S))
             self._open = False
         except KafkaException as exc:
             self._failed(step, exc.args[0], batch)
@@ -283,23 +283,6 @@ class ExactlyOnce(Delivery):
         self.tracker.mark_committed(positions)
         self.metrics.transactions.labels("committed").inc()
         return True
-
-    @staticmethod
-    def _retrying(call: Any) -> None:
-        for attempt in range(TXN_RETRIES):
-            try:
-                call()
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if (
-                    error.fatal()
-                    or error.txn_requires_abort()
-                    or not error.retriable()
-                    or attempt == TXN_RETRIES - 1
-                ):
-                    raise
-                time.sleep(RETRY_BACKOFF_S * (attempt + 1))
 
     def _failed(self, step: str, error: Any, batch: Publication) -> None:
         cause = f" (first delivery error: {self._delivery_error})" if self._delivery_error else ""
@@ -393,3 +376,21 @@ class TransactionalId:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def retrying_transaction(call: Callable[[], None]) -> None:
+    """A transactional call, retried while the error is retriable; abortable and fatal ones raise."""
+    for attempt in range(TXN_RETRIES):
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            error = exc.args[0]
+            if (
+                error.fatal()
+                or error.txn_requires_abort()
+                or not error.retriable()
+                or attempt == TXN_RETRIES - 1
+            ):
+                raise
+            time.sleep(RETRY_BACKOFF_S * (attempt + 1))

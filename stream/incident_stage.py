@@ -33,6 +33,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from pydantic import ValidationError
 
+from stream.delivery import retrying_transaction
 from stream.errors import BrokerError, SystemicError
 from stream.incidents import (
     DEFAULT_EMBEDDING_WEIGHT,
@@ -55,7 +56,6 @@ from stream.schemas import (
 from stream.topics import TopicSpec, ensure_topics, headers_of, read_table
 
 TXN_TIMEOUT_S = 30.0
-TXN_RETRIES = 5
 
 
 class Embeds(Protocol):
@@ -308,12 +308,12 @@ class IncidentStage:
                     on_delivery=delivered,
                 )
             offsets = [TopicPartition(t, p, off) for (t, p), off in positions.items()]
-            self._retrying(
+            retrying_transaction(
                 lambda: producer.send_offsets_to_transaction(
                     offsets, consumer.consumer_group_metadata(), TXN_TIMEOUT_S
                 )
             )
-            self._retrying(lambda: producer.commit_transaction(TXN_TIMEOUT_S))
+            retrying_transaction(lambda: producer.commit_transaction(TXN_TIMEOUT_S))
         except KafkaException as exc:
             error = exc.args[0]
             if not error.fatal():
@@ -326,23 +326,6 @@ class IncidentStage:
             ) from None
         if failures:
             raise SystemicError(f"delivery failed inside a committed transaction: {failures[0]}")
-
-    @staticmethod
-    def _retrying(call: Callable[[], None]) -> None:
-        for attempt in range(TXN_RETRIES):
-            try:
-                call()
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if (
-                    error.fatal()
-                    or error.txn_requires_abort()
-                    or not error.retriable()
-                    or attempt == TXN_RETRIES - 1
-                ):
-                    raise
-                time.sleep(0.5 * (attempt + 1))
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -11,7 +11,6 @@ import sys
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from stream.bundle import BaseModelInfo, TokenizerInfo, sha256_file
 from stream.embedder import INPUTS, MANIFEST, OUTPUT, Embedder, EmbedderManifest
 from stream.encoding import Encoder, Windowing
 from stream.errors import ConfigError, ExportError
+from training.embedding import build_pooler
 from training.export import OPSET
 from training.model import DEFAULT_BASE_MODEL, import_torch, load_base, resolve_base_model
 
@@ -33,23 +33,6 @@ CHECK_TEXTS = (
 )
 
 
-def pooled(encoder: Any) -> Any:
-    torch = import_torch()
-
-    class MeanPooled(torch.nn.Module):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-            return torch.nn.functional.normalize(mean, p=2.0, dim=-1)
-
-    return MeanPooled()
-
-
 def export_embedder(
     out: Path, base_model: str = DEFAULT_BASE_MODEL, max_length: int = MAX_LENGTH, force: bool = False
 ) -> Embedder:
@@ -58,7 +41,7 @@ def export_embedder(
         raise ConfigError(f"{out}: already exists; pass --force to replace it")
     base = resolve_base_model(base_model)
     encoder_model, hf_tokenizer = load_base(base)
-    graph = pooled(encoder_model).eval()
+    graph = build_pooler(encoder_model).eval()
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
