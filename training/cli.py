@@ -64,7 +64,7 @@ def _train(args: argparse.Namespace) -> int:
         target_precision=args.target_precision,
         threshold_domain=args.threshold_domain or None,
         prior=not args.no_prior,
-        quantize=not args.no_quantize,
+        quantize=None if args.no_quantize else args.int8,
         force=args.force,
         threads=args.threads,
         checkpoint=args.checkpoint or Path("runs") / args.out.name / "checkpoint",
@@ -221,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pick the lowest threshold reaching this precision on validation (default: maximum F1)",
     )
     p.add_argument("--no-quantize", action="store_true", help="ship fp32 without trying int8")
+    p.add_argument(
+        "--int8",
+        choices=["dynamic", "static"],
+        default="dynamic",
+        help="how int8 is made: dynamic (scored one window per call) or static (activation ranges "
+        "calibrated on training windows, batched; falls back to dynamic when it fails the gate)",
+    )
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke tests)")
     p.add_argument("--threads", type=int, default=0, help="torch and ONNX Runtime threads (0: all cores)")
     p.add_argument(

@@ -82,7 +82,7 @@ class TrainOptions:
     # are any: the stream the product serves is modern news, not 1990 FBIS reports.
     threshold_domain: str | None = "modern"
     prior: bool = True  # evaluate the zero-shot description prior as a second baseline
-    quantize: bool = True
+    quantize: shipping.Quantization | None = "dynamic"  # how int8 is made (see shipping); None: fp32 only
     force: bool = False
     threads: int = 0
     checkpoint: Path | None = None  # where to keep the fine-tuned PyTorch weights
@@ -233,7 +233,7 @@ class _Build:
             encoder,
             test.texts[:48],
             self.folder,
-            options.quantize,
+            options.quantize == "static",
             _log,
             calibration_texts=train.texts,
         )
@@ -242,27 +242,24 @@ class _Build:
         )
         manifest = self.manifest(special, temperature, bias)
         staging = shipping.Staging(self.folder, manifest, options.threads)
-        threshold_articles = [a for a, keep in zip(val.articles, threshold_mask, strict=True) if keep]
-        candidates = shipping.evaluate_candidates(
-            staging, files, (threshold_articles, val.labels[threshold_mask]), options.target_precision
+        threshold_val = (
+            [a for a, keep in zip(val.articles, threshold_mask, strict=True) if keep],
+            val.labels[threshold_mask],
         )
+        candidates = shipping.evaluate_candidates(staging, files, threshold_val, options.target_precision)
         chosen, reason = shipping.choose_precision(candidates)
         leftovers = list(files.values())
-        if chosen == "fp32" and "int8" in candidates:
-            _log(f"static int8 refused ({reason}); trying dynamic int8")
-            dynamic = shipping.dynamic_fallback(
-                staging,
-                candidates,
-                (threshold_articles, val.labels[threshold_mask]),
-                options.target_precision,
-            )
+        static_refused = chosen == "fp32" and "int8" in candidates
+        if options.quantize == "dynamic" or static_refused:
+            before = f"static int8 refused ({reason}); dynamic " if static_refused else "dynamic "
+            if static_refused:
+                _log(f"static int8 refused ({reason}); trying dynamic int8")
+            dynamic = shipping.dynamic_candidate(staging, candidates, threshold_val, options.target_precision)
             leftovers.append(dynamic.path)
-            fallback, fallback_reason = shipping.choose_precision(
-                {"fp32": candidates["fp32"], "int8": dynamic}
-            )
-            if fallback == "int8":
-                candidates["int8"], chosen = dynamic, "int8"
-                reason = f"static int8 refused ({reason}); dynamic {fallback_reason}"
+            chosen, reason = shipping.choose_precision({"fp32": candidates["fp32"], "int8": dynamic})
+            reason = before + reason
+            if chosen == "int8" or not static_refused:
+                candidates["int8"] = dynamic
         _log(f"shipping {chosen}: {reason}")
         picked = candidates[chosen]
         manifest.threshold, manifest.threshold_rule, manifest.precision_reason = (
@@ -271,8 +268,9 @@ class _Build:
             reason,
         )
         scorer = staging.scorer(picked.path, chosen, picked.quantization or "static")
+        assert picked.scores is not None
         manifest.score_distribution = score_distribution(
-            scorer, threshold_articles, val.labels[threshold_mask], options.threshold_domain
+            picked.scores, threshold_val[1], options.threshold_domain
         )
         manifest.canary = add_canary(self.folder, scorer, test.texts)
         for path in leftovers:

@@ -1,9 +1,12 @@
 """From a calibrated PyTorch model to the ONNX file a bundle ships: export, validate, quantize, choose.
 
-int8 is static (QDQ): its activation ranges are calibrated at export on training windows and
-fixed in the graph, so a window's score does not depend on the batch it is scored in and the
-scorer batches int8 as freely as fp32. It ships only when its F1 and AUROC on the validation
-articles that pick the threshold stay within INT8_TOLERANCE of fp32; each candidate gets its own
+int8 is dynamic by default (weights int8, activation ranges measured per call, so the scorer runs
+it one window per call) or static (QDQ: activation ranges calibrated at export on training windows
+and fixed in the graph, so it batches as freely as fp32). Static lost 0.028 validation F1 on the
+modern-news model while dynamic stayed within 0.006, and trying static first cost every training
+run its calibration and a validation pass; it stays available as `--int8 static`, with dynamic as
+its fallback. int8 ships only when its F1 and AUROC on the validation articles that pick the
+threshold stay within INT8_TOLERANCE of fp32; each candidate gets its own
 threshold there, so the comparison is at each one's best. The choice is made on validation, like
 every other choice, and the test split is scored once, by the shipped model.
 """
@@ -42,6 +45,7 @@ class Candidate:
     rule: str
     val: Metrics
     quantization: Quantization | None = None
+    scores: npt.NDArray[np.float32] | None = None  # on those validation articles
 
 
 def choose_threshold(
@@ -101,11 +105,12 @@ def export_candidates(
     encoder: Encoder,
     check_texts: list[str],
     folder: Path,
-    quantize: bool,
+    static_int8: bool,
     log: Callable[[str], None],
     calibration_texts: list[str] | None = None,
 ) -> tuple[dict[Precision, Path], float, int]:
-    """fp32 (validated against PyTorch) and static int8 files; the max difference and windows checked.
+    """fp32 (validated against PyTorch) and, when asked, static int8 files; the max difference and
+    windows checked.
 
     calibration_texts (training texts, never the split that is evaluated) calibrate int8; the
     check texts stand in when none are given.
@@ -117,7 +122,7 @@ def export_candidates(
     export.export_onnx(graph, fp32, batches[0])
     max_diff = export.validate_onnx(graph, fp32, batches)
     files: dict[Precision, Path] = {"fp32": fp32}
-    if quantize:
+    if static_int8:
         sample = calibration_sample(calibration_texts or check_texts)
         windows = encoder.encode(sample)
         log(
@@ -143,18 +148,18 @@ def evaluate_candidates(
         threshold, rule = choose_threshold(labels, val_scores, target_precision)
         metrics = at_threshold(labels, val_scores, threshold)
         quantization: Quantization | None = "static" if precision == "int8" else None
-        candidates[precision] = Candidate(precision, path, threshold, rule, metrics, quantization)
+        candidates[precision] = Candidate(precision, path, threshold, rule, metrics, quantization, val_scores)
     return candidates
 
 
-def dynamic_fallback(
+def dynamic_candidate(
     staging: Staging,
     candidates: dict[Precision, Candidate],
     val: tuple[list[Any], npt.NDArray[np.int64]],
     target_precision: float | None,
 ) -> Candidate:
-    """Dynamic int8 from the fp32 file, for when static int8 fails the gate: it runs one window
-    per call, but on CPUs without VNNI it is still faster than fp32 in batches."""
+    """Dynamic int8 from the fp32 file: it runs one window per call, but on CPUs without VNNI it
+    is still faster than fp32 in batches."""
     fp32 = candidates["fp32"].path
     path = fp32.with_name("model.int8-dynamic.onnx")
     export.quantize_int8(fp32, path)
@@ -162,4 +167,5 @@ def dynamic_fallback(
     articles, labels = val
     val_scores = score_articles(scorer, articles).scores
     threshold, rule = choose_threshold(labels, val_scores, target_precision)
-    return Candidate("int8", path, threshold, rule, at_threshold(labels, val_scores, threshold), "dynamic")
+    metrics = at_threshold(labels, val_scores, threshold)
+    return Candidate("int8", path, threshold, rule, metrics, "dynamic", val_scores)

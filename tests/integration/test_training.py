@@ -52,7 +52,8 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
     }
     assert set(m.files) == names - {"manifest.json"}
     assert m.precision in ("int8", "fp32")
-    assert m.precision_reason
+    assert m.precision_reason.startswith("dynamic int8")  # the default way to make int8
+    assert m.quantization == ("dynamic" if m.precision == "int8" else None)
     assert {"test", "stream", "validation (threshold)"} <= set(m.metrics)
     assert {"model", "baseline", "description prior"} == set(m.metrics["test"])
     assert {"model", "baseline", "description prior"} == set(m.metrics["stream"])
@@ -217,6 +218,17 @@ def test_csv_splits_train_too(sample_data: Path, tiny_model: Path, tmp_path: Pat
             writer = csv.DictWriter(handle, fieldnames=["id", "title", "text", "label"])
             writer.writeheader()
             writer.writerows({k: r.get(k) for k in ("id", "title", "text", "label")} for r in rows)
-    bundle = train_bundle(_options(data, tmp_path / "csv-bundle", tiny_model, quantize=False))
+    bundle = train_bundle(_options(data, tmp_path / "csv-bundle", tiny_model, quantize=None))
     assert bundle.manifest.precision == "fp32"
     assert any(p.endswith("train.csv") for p in bundle.manifest.data_files)
+
+
+def test_static_int8_ships_or_says_why_dynamic_replaced_it(
+    tmp_path: Path, tiny_model: Path, sample_data: Path
+) -> None:
+    m = train_bundle(_options(sample_data, tmp_path / "static", tiny_model, quantize="static")).manifest
+    if m.quantization == "static":
+        assert m.precision_reason.startswith("int8 within")
+    else:
+        assert m.precision_reason.startswith("static int8 refused")
+    assert {"model fp32", "model int8"} == set(m.metrics["validation (threshold)"])
