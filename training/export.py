@@ -13,7 +13,7 @@ import numpy as np
 
 from stream.encoding import Batch
 from stream.errors import ExportError
-from training.model import import_torch
+from training.model import eager_attention, import_torch
 
 OPSET = 17
 INPUTS = ["input_ids", "attention_mask"]
@@ -24,6 +24,7 @@ ATOL = 1e-4
 
 def export_onnx(model: Any, path: Path, example: Batch) -> None:
     torch = import_torch()
+    eager_attention(model)
     model.eval()
     args = (torch.from_numpy(example.input_ids), torch.from_numpy(example.attention_mask))
     axes = {0: "batch_size", 1: "sequence_length"}

@@ -48,6 +48,7 @@ from training.model import (
     BaseWeights,
     build_classifier,
     calibrated,
+    fast_attention,
     import_torch,
     load_base,
     resolve_base_model,
@@ -158,6 +159,7 @@ def train_bundle(options: TrainOptions) -> Bundle:
         torch.set_num_threads(options.threads)
     base = resolve_base_model(options.base_model)
     encoder_model, hf_tokenizer = load_base(base)
+    fast_attention(encoder_model)
 
     for stale in options.out.parent.glob(f".{options.out.name}.tmp-*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
