@@ -253,14 +253,14 @@ class _Build:
         leftovers = list(files.values())
         static_refused = chosen == "fp32" and "int8" in candidates
         if options.quantize == "dynamic" or static_refused:
-            before = f"static int8 refused ({reason}); dynamic " if static_refused else "dynamic "
-            if static_refused:
-                _log(f"static int8 refused ({reason}); trying dynamic int8")
+            refused = f"static int8 refused ({reason}); " if static_refused else ""
+            if refused:
+                _log(f"{refused}trying dynamic int8")
             dynamic = shipping.dynamic_candidate(staging, candidates, threshold_val, options.target_precision)
             leftovers.append(dynamic.path)
             chosen, reason = shipping.choose_precision({"fp32": candidates["fp32"], "int8": dynamic})
-            reason = before + reason
-            if chosen == "int8" or not static_refused:
+            reason = f"{refused}dynamic {reason}"
+            if chosen == "int8" or not static_refused:  # a refused static keeps its row in the report
                 candidates["int8"] = dynamic
         _log(f"shipping {chosen}: {reason}")
         picked = candidates[chosen]

@@ -140,16 +140,12 @@ def evaluate_candidates(
     target_precision: float | None,
 ) -> dict[Precision, Candidate]:
     """Each candidate's threshold and metrics on the validation articles that pick thresholds."""
-    articles, labels = val
-    candidates: dict[Precision, Candidate] = {}
-    for precision, path in files.items():
-        scorer = staging.scorer(path, precision)
-        val_scores = score_articles(scorer, articles).scores
-        threshold, rule = choose_threshold(labels, val_scores, target_precision)
-        metrics = at_threshold(labels, val_scores, threshold)
-        quantization: Quantization | None = "static" if precision == "int8" else None
-        candidates[precision] = Candidate(precision, path, threshold, rule, metrics, quantization, val_scores)
-    return candidates
+    return {
+        precision: _evaluate(
+            staging, precision, path, "static" if precision == "int8" else None, val, target_precision
+        )
+        for precision, path in files.items()
+    }
 
 
 def dynamic_candidate(
@@ -160,12 +156,23 @@ def dynamic_candidate(
 ) -> Candidate:
     """Dynamic int8 from the fp32 file: it runs one window per call, but on CPUs without VNNI it
     is still faster than fp32 in batches."""
-    fp32 = candidates["fp32"].path
-    path = fp32.with_name("model.int8-dynamic.onnx")
-    export.quantize_int8(fp32, path)
-    scorer = staging.scorer(path, "int8", "dynamic")
+    path = candidates["fp32"].path.with_name("model.int8-dynamic.onnx")
+    export.quantize_int8(candidates["fp32"].path, path)
+    return _evaluate(staging, "int8", path, "dynamic", val, target_precision)
+
+
+def _evaluate(
+    staging: Staging,
+    precision: Precision,
+    path: Path,
+    quantization: Quantization | None,
+    val: tuple[list[Any], npt.NDArray[np.int64]],
+    target_precision: float | None,
+) -> Candidate:
+    """One file scored through a real bundle: its threshold, metrics and scores on val."""
     articles, labels = val
+    scorer = staging.scorer(path, precision, quantization or "static")
     val_scores = score_articles(scorer, articles).scores
     threshold, rule = choose_threshold(labels, val_scores, target_precision)
     metrics = at_threshold(labels, val_scores, threshold)
-    return Candidate("int8", path, threshold, rule, metrics, "dynamic", val_scores)
+    return Candidate(precision, path, threshold, rule, metrics, quantization, val_scores)
