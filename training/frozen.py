@@ -34,6 +34,14 @@ class FrozenPrefix:
                 parameter.requires_grad = False
         self.frozen_modules = frozen_modules
 
+    def set_attention_dropout(self, p: float) -> None:
+        """Dropout on the attention probabilities of the trained layers (BERT-style modules)."""
+        for layer in self.top:
+            for name, module in layer.named_modules():
+                dropout = getattr(module, "dropout", None)
+                if name.endswith("attention.self") and dropout is not None:
+                    dropout.p = p
+
     def trainable(self) -> list[Any]:
         return [p for p in self.classifier.parameters() if p.requires_grad]
 

@@ -62,3 +62,13 @@ def test_only_the_top_layers_and_the_head_train(classifier_and_encoder) -> None:
     assert prefix.frozen == 2
     with pytest.raises(ValueError, match="between 0 and 3"):
         FrozenPrefix(classifier, encoder, 4)
+
+
+def test_attention_dropout_is_set_in_the_trained_layers_only(classifier_and_encoder) -> None:  # type: ignore[no-untyped-def]
+    classifier, encoder = classifier_and_encoder
+    prefix = FrozenPrefix(classifier, encoder, 1)
+    prefix.set_attention_dropout(0.0)
+    layers = classifier.encoder.encoder.layer
+    assert layers[2].attention.self.dropout.p == 0.0
+    assert layers[0].attention.self.dropout.p == 0.1  # frozen layers keep the checkpoint's
+    assert layers[2].output.dropout.p == 0.1  # hidden-state dropout still regularises
