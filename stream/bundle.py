@@ -37,7 +37,7 @@ class BaseModelInfo(_Strict):
 
 
 class LongText(_Strict):
-    strategy: Literal["chunk_max", "chunk_mean"] = "chunk_max"
+    strategy: Literal["chunk_max", "chunk_mean", "chunk_mean_logit"] = "chunk_max"
     stride: int = Field(gt=0)
     max_windows: int = Field(ge=1)
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from stream.bundle import Bundle
-from stream.encoding import Batch, Encoded, Encoder, max_per_owner, mean_per_owner
+from stream.encoding import Batch, Encoded, Encoder, max_per_owner, mean_logit_per_owner, mean_per_owner
 from stream.errors import BundleError, ScoringError
 from stream.providers import Choice, Name, Opened, open_first, open_session
 
@@ -75,7 +75,11 @@ class Scorer:
         self.bundle = bundle
         self.threshold = manifest.threshold
         self.batch_invariant = manifest.precision == "fp32" or manifest.quantization == "static"
-        self._aggregate = mean_per_owner if manifest.long_text.strategy == "chunk_mean" else max_per_owner
+        self._aggregate = {
+            "chunk_max": max_per_owner,
+            "chunk_mean": mean_per_owner,
+            "chunk_mean_logit": mean_logit_per_owner,
+        }[manifest.long_text.strategy]
         self.encoder = Encoder.from_file(
             bundle.tokenizer_path,
             manifest.windowing,
@@ -144,7 +148,7 @@ class Scorer:
 
     def score(self, texts: Sequence[str]) -> Scores:
         """Scores for cleaned texts (see stream.text.article_text): each text's windows aggregated
-        as the manifest's long_text.strategy says (maximum, or mean)."""
+        as the manifest's long_text.strategy says (maximum, mean, or mean log-odds)."""
         if not texts:
             return Scores(np.zeros(0, dtype=np.float32), 0, 0, np.zeros(0, dtype=np.int64))
         encoded = self.encoder.encode(texts)

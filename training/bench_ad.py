@@ -107,7 +107,7 @@ def novelty_auroc(
     """The shipped novelty rule on embeddings: selection, fit, calibration, the article mean."""
     options = unlabeled.UnlabeledOptions(mode="novelty", out=Path("unused"))
     selection = novelty.select_method(options, train, val, None, seed)
-    detector = detectors.fit(selection.chosen, train.vectors, options.k, options.bank_size, seed)
+    detector = novelty.fit_detector(selection.chosen, options, train, val, seed)
     temperature, bias, _quantile = unlabeled.false_alarm_calibration(
         novelty.article_raw(detector, val), options.target_false_alarm_rate
     )

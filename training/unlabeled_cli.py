@@ -33,9 +33,10 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--method",
-        choices=["auto", "knn", "mahalanobis"],
-        default="auto",
-        help="novelty: distance to normal (default auto: chosen by a label-free validation)",
+        choices=["hybrid", "knn", "mahalanobis", "auto"],
+        default="hybrid",
+        help="novelty: distance to normal (default hybrid: kNN plus a quarter of Mahalanobis; auto: "
+        "kNN or Mahalanobis, chosen by a label-free validation)",
     )
     group.add_argument("--k", type=int, default=10, help="novelty kNN: neighbours averaged (default 10)")
     group.add_argument(

@@ -53,10 +53,8 @@ def lf_data(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="module")
 def novelty_bundle(lf_data: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("exports") / "novelty-v1"
-    # The adapted encoder: the whole path, adaptation included, in a few steps.
-    train_novelty(
-        _options("novelty", lf_data, out, tiny_model, method="knn", encoder="adapted", adapt_steps=2)
-    )
+    # The default method (hybrid) on the adapted encoder: the whole path, adaptation included.
+    train_novelty(_options("novelty", lf_data, out, tiny_model, encoder="adapted", adapt_steps=2))
     return out
 
 
@@ -74,14 +72,16 @@ def test_novelty_bundle_states_mode_method_bank_and_calibration(novelty_bundle: 
     m = load_bundle(novelty_bundle).manifest
     assert m.mode == "novelty"
     assert m.method is not None
-    assert m.method.name == "knn"
+    assert m.method.name == "hybrid"
     assert m.method.encoder == "adapted"
     assert m.method.parameters["k"] == 10
+    assert m.method.parameters["mahalanobis_weight"] == 0.25
+    assert set(m.extra_metrics["test_auroc_by_method"]) == {"knn", "mahalanobis", "hybrid"}
     assert m.method.bank_size is not None
     assert m.method.bank_bound is not None
     assert 0 < m.method.bank_size <= m.method.bank_bound
     assert set(m.method.parameters["held_out_cluster_auroc"]) == {"knn", "mahalanobis"}
-    assert m.long_text.strategy == "chunk_mean"
+    assert m.long_text.strategy == "chunk_mean_logit"
     assert m.calibration.method == "false_alarm_quantile"
     assert m.calibration.target_false_alarm_rate == 0.01
     assert m.extra_metrics["val_false_alarm_rate"] <= 0.01
@@ -93,7 +93,7 @@ def test_novelty_bundle_states_mode_method_bank_and_calibration(novelty_bundle: 
     report = (novelty_bundle / "report.md").read_text()
     assert "## Score distributions" in report
     assert "test anomalous" in report
-    assert "mean over its windows" in report
+    assert "mean of its windows' log-odds" in report
     assert (novelty_bundle / "score_hist.png").is_file()
 
 
@@ -108,6 +108,8 @@ def test_label_free_graphs_keep_the_bundle_contract(novelty_bundle: Path, ood_bu
     bank = [i for i in model.graph.initializer if "normal_bank_t" in i.name]
     assert bank
     assert bank[0].data_type == onnx.TensorProto.FLOAT
+    whitening = [i for i in model.graph.initializer if "normal_whitening" in i.name]
+    assert [w.data_type for w in whitening] == [onnx.TensorProto.FLOAT]
     manifest = load_bundle(novelty_bundle).manifest
     assert manifest.method is not None
     assert list(bank[0].dims)[1] == manifest.method.bank_size

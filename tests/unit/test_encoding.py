@@ -6,7 +6,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
-from stream.encoding import Encoder, Windowing, max_per_owner
+from stream.encoding import Encoder, Windowing, max_per_owner, mean_logit_per_owner
 
 
 def _encoder(windowing: Windowing) -> Encoder:
@@ -60,6 +60,20 @@ def test_char_cap_spares_the_tokenizer_huge_texts() -> None:
     encoder = _encoder(windowing)
     huge = "w1 " * 1_000_000
     assert len(encoder.token_ids([huge])[0]) <= windowing.char_cap
+
+
+def test_mean_logit_per_owner_is_the_calibration_of_the_mean_raw_statistic() -> None:
+    raw = np.array([0.3, 2.5, -1.0, 0.9, 40.0], dtype=np.float64)
+    owner = np.array([0, 0, 1, 2, 2])
+    temperature, bias = 0.4, -1.5
+    scores = (1 / (1 + np.exp(-(raw / temperature + bias)))).astype(np.float32)
+    expected = [1 / (1 + np.exp(-(raw[o].mean() / temperature + bias))) for o in ([0, 1], [2], [3, 4])]
+    got = mean_logit_per_owner(scores, owner, 3)
+    assert got[:2].tolist() == pytest.approx(expected[:2], rel=1e-5)
+    assert got[1] == pytest.approx(scores[2], rel=1e-6)  # one window: its own score
+    # a window saturated at 1.0 in float32 counts as a large finite log-odds, not infinity
+    assert 0.99 < got[2] < 1.0
+    assert np.isfinite(got).all()
 
 
 def test_max_per_owner() -> None:

@@ -126,6 +126,28 @@ def test_mahalanobis_head_is_the_shrunk_covariance_distance() -> None:
     assert maha.raw(queries).tolist() != detectors.fit_knn(train, 10, 1000).raw(queries).tolist()
 
 
+def test_hybrid_is_knn_plus_a_quarter_of_mahalanobis_in_held_out_units() -> None:
+    import torch
+
+    train, held_out, queries = _unit(400, 12, 7), _unit(120, 12, 8), _unit(30, 12, 9)
+    hybrid = detectors.fit_hybrid(train, held_out, k=10, bank_size=1000)
+    knn, maha = detectors.fit_knn(train, 10, 1000), detectors.fit_mahalanobis(train)
+    z_knn = (knn.raw(queries) - knn.raw(held_out).mean()) / knn.raw(held_out).std()
+    z_maha = (maha.raw(queries) - maha.raw(held_out).mean()) / maha.raw(held_out).std()
+    expected = z_knn + detectors.HYBRID_MAHALANOBIS_WEIGHT * z_maha
+    assert np.allclose(hybrid.raw(queries), expected, atol=1e-4)
+    # on the windows that set its units the statistic is centred
+    assert abs(float(hybrid.raw(held_out).mean())) < 1e-4
+    with torch.inference_mode():
+        graph = hybrid.head()(torch.from_numpy(queries)).numpy()
+    assert np.allclose(graph, expected, atol=1e-3)
+
+
+def test_hybrid_without_held_out_windows_is_refused() -> None:
+    with pytest.raises(ValueError, match="held-out normal"):
+        detectors.fit("hybrid", _unit(50, 8, 1), k=10, bank_size=100)
+
+
 def test_ood_statistics_match_the_graph_head() -> None:
     import torch
 
@@ -142,3 +164,24 @@ def test_ood_statistics_match_the_graph_head() -> None:
         assert np.allclose(graph, stats[name], atol=1e-5)
     softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert np.allclose(stats["msp"], 1 - softmax.max(axis=1), atol=1e-6)
+
+
+def test_a_val_too_small_for_the_false_alarm_rate_is_flagged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from training.unlabeled import UnlabeledOptions, load_normal
+
+    def write(name: str, n: int) -> None:
+        rows = [
+            {"id": f"{name}{i}", "text": f"ordinary story number {i} about the weather"} for i in range(n)
+        ]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write("train", 40)
+    write("val", 30)
+    notes = load_normal(UnlabeledOptions(mode="novelty", out=Path("unused"), data=tmp_path), 13).notes
+    assert any("val has 30 normal articles" in n and "at least 100" in n for n in notes)
+    relaxed = UnlabeledOptions(
+        mode="novelty", out=Path("unused"), data=tmp_path, target_false_alarm_rate=0.05
+    )
+    assert not any(n.startswith("warning: val") for n in load_normal(relaxed, 13).notes)
