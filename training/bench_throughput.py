@@ -33,9 +33,9 @@ from training import detectors, export
 from training.embedding import build_pooler
 from training.model import build_classifier, calibrated, import_torch
 from training.novelty import novelty_graph
-from training.unlabeled import head_nodes
+from training.unlabeled import UnlabeledOptions, head_nodes
 
-BANK_SIZE = 16384
+BANK_SIZE = UnlabeledOptions.bank_size  # the worst case of the default bound
 
 
 @dataclass
@@ -71,11 +71,17 @@ def _bundle(
         version="0",
         created_at=datetime.now(UTC),
         mode=mode,
-        method=Method(name="knn", bank_size=BANK_SIZE, bank_bound=BANK_SIZE) if mode == "novelty" else None,
+        method=Method(name="hybrid", bank_size=BANK_SIZE, bank_bound=BANK_SIZE)
+        if mode == "novelty"
+        else None,
         base_model=BaseModelInfo(name="bench"),
         labels=["normal", "anomaly"],
         max_length=w.max_length,
-        long_text=LongText(stride=w.stride, max_windows=w.max_windows),
+        long_text=LongText(
+            strategy="chunk_mean_logit" if mode == "novelty" else "chunk_max",
+            stride=w.stride,
+            max_windows=w.max_windows,
+        ),
         preprocessing_version=PREPROCESSING_VERSION,
         threshold=0.5,
         threshold_rule="benchmark only",

@@ -42,8 +42,8 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--bank-size",
         type=int,
-        default=16384,
-        help="novelty kNN: normal windows kept in the memory bank, at most 65536 (default 16384)",
+        default=8192,
+        help="novelty kNN: normal articles' windows kept in the memory bank, at most 65536 (default 8192)",
     )
     group.add_argument(
         "--encoder",
