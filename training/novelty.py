@@ -133,7 +133,8 @@ def select_method(
             detector = fit_detector(method, options, train, val, seed)
             test_auroc[method] = auroc(test[1], article_raw(detector, test[0]))
     if options.method == "hybrid":
-        return Selection("hybrid", "hybrid, the default (--method auto would choose)", proxy, test_auroc)
+        rule = "hybrid, the default (--method auto chooses kNN or Mahalanobis by the held-out clusters)"
+        return Selection("hybrid", rule, proxy, test_auroc)
     if options.method != "auto":
         return Selection(options.method, "named by --method", proxy, test_auroc)
     if any(v is None for v in proxy.values()):
@@ -216,6 +217,7 @@ def train_novelty(options: UnlabeledOptions) -> Bundle:
             f"calibration: raw statistic {quantile:.5f} (the {1 - options.target_false_alarm_rate:.1%} "
             f"quantile of val) maps to 0.5; score = sigmoid(raw / {temperature:.5f} + {bias:.4f})"
         )
+        bank = _bank(detector)
         method = Method(
             name=selection.chosen,
             description=_describe(detector),
@@ -226,8 +228,8 @@ def train_novelty(options: UnlabeledOptions) -> Bundle:
                 "held_out_cluster_auroc": selection.proxy,
                 "embedding": "mean-pooled last hidden state, L2-normalised",
             },
-            bank_size=len(bank) if (bank := _bank(detector)) is not None else None,
-            bank_bound=options.bank_size if _bank(detector) is not None else None,
+            bank_size=None if bank is None else len(bank),
+            bank_bound=None if bank is None else options.bank_size,
         )
         manifest = unlabeled.new_manifest(options, base, special, method, temperature, bias)
         graph = novelty_graph(pooler, detector, temperature, bias)
