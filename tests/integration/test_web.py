@@ -245,6 +245,12 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
             assert (
                 marks[0] == "A car bomb exploded outside a police station in central Kabul on Monday morning."
             )
+            # The card first shows what the alerts say (pending, no outlets); the incident's state
+            # (its outlets) follows from the incidents topic, so wait for it rather than race it.
+            page.wait_for_function(
+                """document.querySelector('[data-incident-id="inc-kabul"]')?.innerText.includes('AP, BBC, RT')""",
+                timeout=60_000,
+            )
             card = page.locator('[data-incident-id="inc-kabul"]')
             assert "3 reports" in card.inner_text()
             assert "AP, BBC, RT" in card.inner_text()
