@@ -182,10 +182,8 @@ def mean_logit_per_owner(values: npt.NDArray[np.float32], owner: IntArray, n: in
     Scores at exactly 0 or 1 (a float32 sigmoid past about +-17) count as +-27.6 log-odds.
     """
     p = np.clip(values.astype(np.float64), 1e-12, 1.0 - 1e-12)
-    log_odds = np.log(p) - np.log1p(-p)
-    total = np.zeros(n, dtype=np.float64)
-    np.add.at(total, owner, log_odds)
-    mean = total / np.bincount(owner, minlength=n)
+    log_odds = (np.log(p) - np.log1p(-p)).astype(np.float32)
+    mean = mean_per_owner(log_odds, owner, n).astype(np.float64)
     return (1.0 / (1.0 + np.exp(-mean))).astype(np.float32)
 
 

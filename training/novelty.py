@@ -31,6 +31,7 @@ from stream.encoding import mean_per_owner
 from stream.errors import ConfigError
 from stream.metrics import auroc
 from training import detectors, unlabeled
+from training.calibrate import apply_temperature
 from training.embedding import FloatArray, Windows, build_pooler, embed
 from training.model import calibrated, import_torch
 from training.unlabeled import NormalData, UnlabeledOptions, log
@@ -111,8 +112,7 @@ def article_scores(
     detector: detectors.Detector, windows: Windows, temperature: float, bias: float
 ) -> FloatArray:
     """What the bundle serves (chunk_mean_logit): the calibration of the article's mean raw statistic."""
-    raw = article_raw(detector, windows).astype(np.float64)
-    return (1.0 / (1.0 + np.exp(-(raw / temperature + bias)))).astype(np.float32)
+    return apply_temperature(article_raw(detector, windows), temperature, bias).astype(np.float32)
 
 
 def select_method(
