@@ -22,6 +22,8 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +34,15 @@ import numpy.typing as npt
 from tqdm.auto import tqdm
 
 from stream.articles import Article
-from stream.encoding import Encoder, Windowing
+from stream.encoding import Encoder, IntArray, Windowing, mean_per_owner
 from stream.metrics import auroc
 from stream.text import article_text
 from training import ad_protocols, detectors, novelty, unlabeled
 from training.ad_baseline import fit_tfidf
+from training.adapt import AdaptConfig
 from training.embedding import Windows, build_pooler, embed
 from training.finetune import TrainConfig
+from training.frozen import FrozenPrefix, State
 from training.model import DEFAULT_BASE_MODEL, import_torch, load_base, resolve_base_model
 
 REFERENCE = "kNN k=10, first 256 tokens (frozen)"
@@ -47,6 +51,8 @@ ADAPTED = "wirewatch novelty, adapted encoder"
 OOD = "wirewatch ood (energy)"
 TFIDF_KNN = "TF-IDF + kNN (k=10)"
 TFIDF_OCSVM = "TF-IDF + OCSVM (linear)"
+# `wirewatch train --mode ood` trains 2 epochs by default; on BBC each costs 1.5 min a task here.
+OOD_EPOCHS = 1
 SHIPPED = FROZEN  # the default of `wirewatch train --mode novelty` (--encoder frozen)
 DATASET_TITLES = {"ag_news": "AG News", "bbc": "BBC", "reuters": "Reuters"}
 # Published AUROC (%) in the same protocols, from the papers the issue names.
@@ -80,13 +86,18 @@ class Embedder:
     def __init__(self, pooler: Any, encoder: Encoder, cache: Path, key: str) -> None:
         self.pooler, self.encoder, self.cache, self.key = pooler, encoder, cache, key
 
-    def __call__(self, articles: list[Article], tag: str) -> dict[str, tuple[Windows, int]]:
+    def __call__(
+        self, articles: list[Article], tag: str, compute: Callable[[], Windows] | None = None
+    ) -> dict[str, tuple[Windows, int]]:
+        """``compute``, when given, returns the windows of the articles sorted by id without a cache."""
         ids = sorted({a.id for a in articles})
         digest = hashlib.sha256("\n".join([self.key, *ids]).encode()).hexdigest()[:16]
         path = self.cache / f"{tag}-{digest}.npz"
         if path.is_file():
             saved = np.load(path)
             windows = Windows(saved["vectors"], saved["owner"], len(ids))
+        elif compute is not None:
+            windows = compute()
         else:
             by_id = {a.id: a for a in articles}
             texts = [article_text(by_id[i].title, by_id[i].text) for i in ids]
@@ -145,9 +156,19 @@ class Bench:
         )
         self.results: dict[str, dict[str, dict[str, Any]]] = {}  # row -> dataset -> task -> result
         self.seconds: dict[str, float] = {}
+        self.row_seconds: dict[str, dict[str, float]] = {}  # slow parts: seconds per dataset
+        self.table: dict[str, tuple[Windows, int]] = {}  # the current corpus's frozen embeddings
+        self.states: CorpusStates | None = None  # its lower-layer states, for the adapted and ood rows
         self.tokenizer_file = options.cache / "tokenizer.json"
         self.normal_windows: list[np.ndarray] = []  # frozen window embeddings, for the throughput bank
         self.sample_texts: list[str] = []
+
+    @contextmanager
+    def timed(self, part: str, dataset: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        spent = self.row_seconds.setdefault(part, {})
+        spent[dataset] = round(spent.get(dataset, 0.0) + time.monotonic() - started, 1)
 
     def record(self, row: str, dataset: str, task: str, value: Any) -> None:
         self.results.setdefault(row, {}).setdefault(dataset, {})[task] = value
@@ -156,7 +177,14 @@ class Bench:
         started = time.monotonic()
         tasks = list(ad_protocols.DATASETS[dataset](self.options.data_dir))
         everything = {a.id: a for t in tasks for a in (*t.train, *t.val, *t.test)}
-        table = self.frozen(list(everything.values()), dataset)
+        articles = list(everything.values())
+        with self.timed("lower layers, once for the adapted and ood rows", dataset):
+            self.states = (
+                CorpusStates(self.base_model, self.encoder, articles, dataset)
+                if self.options.adapted or self.options.ood
+                else None
+            )
+        table = self.table = self.frozen(articles, dataset, self.states.frozen if self.states else None)
         self.normal_windows.append(next(iter(table.values()))[0].vectors)
         self.sample_texts += [
             article_text(a.title, a.text) for a in tasks[0].test[:: max(1, len(tasks[0].test) // 150)]
@@ -170,9 +198,12 @@ class Bench:
             )
             self.tfidf(dataset, task, labels)
             if self.options.adapted:
-                self.adapted(dataset, task, labels)
+                with self.timed(ADAPTED, dataset):
+                    self.adapted(dataset, task, labels)
             if self.options.ood and task.categories:
-                self.ood(dataset, task, labels)
+                with self.timed(OOD, dataset):
+                    self.ood(dataset, task, labels)
+        self.states = None
         self.seconds[dataset] = round(time.monotonic() - started, 1)
 
     def throughput(self) -> list[dict[str, Any]]:
@@ -207,18 +238,15 @@ class Bench:
             self.record(row, dataset, task.name, {"auroc": auroc(labels, model.raw(test))})
 
     def adapted(self, dataset: str, task: ad_protocols.Task, labels: npt.NDArray[np.int64]) -> None:
-        from training.adapt import AdaptConfig, adapt
+        from training.adapt import adapt
 
+        assert self.states is not None
         config = AdaptConfig(seed=self.options.seed)
         pooler = build_pooler(copy.deepcopy(self.base_model))
         texts = [article_text(a.title, a.text) for a in task.train]
-        key = f"{self.key}:adapted:{config}:{dataset}:{task.name}"
-        digest = hashlib.sha256("\n".join([key, *sorted(a.id for a in task.train)]).encode()).hexdigest()[:16]
-        embedder = Embedder(pooler, self.encoder, self.options.cache / f"adapted-{digest}", key)
-        articles = [*task.train, *task.val, *task.test]
-        if not (self.options.cache / f"adapted-{digest}").is_dir():
-            adapt(pooler, self.encoder, texts, config)
-        table = embedder(articles, "all")
+        centre = _select(self.table, task.train).first().mean(0)
+        prefix, _line = adapt(pooler, self.encoder, texts, config, centre=centre)
+        table = self.states.embed(prefix, [*task.train, *task.val, *task.test])
         train, val, test = (_select(table, s) for s in (task.train, task.val, task.test))
         self.record(ADAPTED, dataset, task.name, novelty_auroc(train, val, test, labels, self.options.seed))
 
@@ -226,21 +254,22 @@ class Bench:
         from training import ood
 
         assert task.categories is not None
+        assert self.states is not None
         names = sorted(set(task.categories))
         index = {n: i for i, n in enumerate(names)}
         options = unlabeled.UnlabeledOptions(
-            mode="ood",
-            out=Path("unused"),
-            train=TrainConfig(epochs=1, batch_size=16, learning_rate=5e-5, seed=self.options.seed),
+            mode="ood", out=Path("unused"), train=TrainConfig(epochs=OOD_EPOCHS, seed=self.options.seed)
         )
         classifier = ood.build_category_classifier(copy.deepcopy(self.base_model), len(names))
         train = [article_text(a.title, a.text) for a in task.train]
         val = [article_text(a.title, a.text) for a in task.val]
         val_targets = np.asarray([index[str(a.get("category"))] for a in task.val], dtype=np.int64)
         targets = np.asarray([index[c] for c in task.categories], dtype=np.int64)
-        trained = ood.fine_tune(classifier, self.encoder, train, targets, (val, val_targets), [], options)
-        test = [article_text(a.title, a.text) for a in task.test]
-        stats = ood._article_stats(trained.classifier, self.encoder, test, bf16=False)
+        trained = ood.fine_tune(
+            classifier, self.encoder, train, targets, (val, val_targets), [], options, self.states.of
+        )
+        logits, owner = self.states.logits(trained.prefix, task.test)
+        stats = {k: mean_per_owner(v, owner, len(task.test)) for k, v in ood.statistics(logits).items()}
         self.record(
             OOD,
             dataset,
@@ -251,6 +280,54 @@ class Bench:
                 "val_accuracy": trained.val_accuracy,
             },
         )
+
+
+class CorpusStates:
+    """The frozen lower layers' output for every window of a corpus, computed once.
+
+    Every adapted encoder and ood classifier of the benchmark trains only the top layers of the
+    same base encoder, so what the layers below compute for a window is the same for all of
+    them: each task runs only its top layers over these states. Kept in float32, so the base
+    encoder's top layers over them give the frozen embeddings too.
+    """
+
+    def __init__(self, base_model: Any, encoder: Encoder, articles: list[Article], tag: str) -> None:
+        self.ids = sorted({a.id for a in articles})
+        by_id = {a.id: a for a in articles}
+        self.encoded = encoder.encode([article_text(by_id[i].title, by_id[i].text) for i in self.ids])
+        self.base = FrozenPrefix(build_pooler(base_model), encoder, AdaptConfig.train_layers)
+        self.states = self.base.states(self.encoded.windows, 32, desc=f"lower layers {tag}", dtype=np.float32)
+        self.by_tokens = {w.tobytes(): st for w, st in zip(self.encoded.windows, self.states, strict=True)}
+        self.row = {i: n for n, i in enumerate(self.ids)}
+
+    def of(self, windows: Sequence[IntArray]) -> list[State]:
+        """The cached states of windows of the corpus's articles."""
+        return [self.by_tokens[w.tobytes()] for w in windows]
+
+    def frozen(self) -> Windows:
+        """Every window's embedding by the base encoder, in the order of the sorted article ids."""
+        return Windows(self.base.embeddings(self.states, 32), self.encoded.owner, self.encoded.n_texts)
+
+    def _windows_of(self, articles: list[Article]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        rows = [self.row[a.id] for a in articles]
+        starts = np.searchsorted(self.encoded.owner, rows, side="left")
+        stops = np.searchsorted(self.encoded.owner, rows, side="right")
+        picks = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+        return picks, np.repeat(np.arange(len(rows)), stops - starts)
+
+    def embed(self, prefix: FrozenPrefix, articles: list[Article]) -> dict[str, tuple[Windows, int]]:
+        """The articles' window embeddings by an encoder whose lower layers are the base model's."""
+        picks, owner = self._windows_of(articles)
+        vectors = prefix.embeddings([self.states[i] for i in picks], 32)
+        windows = Windows(vectors, owner, len(articles))
+        return {a.id: (windows, n) for n, a in enumerate(articles)}
+
+    def logits(
+        self, prefix: FrozenPrefix, articles: list[Article]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The window logits of the articles' windows and, per window, its article's position."""
+        picks, owner = self._windows_of(articles)
+        return prefix.window_logits([self.states[i] for i in picks], 32), owner
 
 
 def _mean(values: dict[str, Any]) -> float | None:
@@ -335,6 +412,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "machine": {"python": platform.python_version(), "torch_threads": int(torch.get_num_threads())},
         "seconds_total": round(total, 1),
         "seconds_per_dataset": bench.seconds,
+        "seconds_of_slow_parts": bench.row_seconds,
         "shipped": SHIPPED,
         "protocols": protocol_notes(options.datasets),
         "mean_auroc_percent": summary,
@@ -355,6 +433,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             f"throughput {t['precision']}: classifier {t['classifier_articles_per_s']} articles/s, novelty "
             f"(bank {t['bank_size']}) {t['novelty_articles_per_s']} articles/s, ratio {t['novelty_over_classifier']}"
         )
+    for part, by_dataset in bench.row_seconds.items():
+        print(f"{part}: " + ", ".join(f"{DATASET_TITLES[d]} {v / 60:.1f} min" for d, v in by_dataset.items()))
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / f"ad-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -1,4 +1,4 @@
-"""Partial fine-tuning: a window classifier whose embeddings and lower layers are frozen.
+"""Partial fine-tuning: an encoder whose embeddings and lower layers are frozen.
 
 The frozen part's output for a window never changes during training, so it is computed once
 per window (``FrozenPrefix.states``) and every epoch runs only the trained top layers, the mean
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from stream.encoding import Encoder, IntArray
 from training.model import import_torch
 
-State = npt.NDArray[np.float16]  # [window length, hidden size]
+State = npt.NDArray[np.float16] | npt.NDArray[np.float32]  # [window length, hidden size]
 
 
 class FrozenPrefix:
@@ -45,8 +45,18 @@ class FrozenPrefix:
     def trainable(self) -> list[Any]:
         return [p for p in self.classifier.parameters() if p.requires_grad]
 
-    def states(self, windows: Sequence[IntArray], batch_size: int, desc: str | None = None) -> list[State]:
-        """The frozen part's output for each window (float16, unpadded), in the order given."""
+    def states(
+        self,
+        windows: Sequence[IntArray],
+        batch_size: int,
+        desc: str | None = None,
+        dtype: type[np.floating[Any]] = np.float16,
+    ) -> list[State]:
+        """The frozen part's output for each window (unpadded), in the order given.
+
+        float16 halves the memory of a training set's cache; float32 keeps the top layers'
+        output equal to a full forward pass.
+        """
         torch = import_torch()
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         out: list[State] = [np.empty((0, 0), np.float16)] * len(windows)
@@ -63,13 +73,13 @@ class FrozenPrefix:
                 additive = _additive_mask(torch, mask, hidden.dtype)
                 for layer in self.frozen_modules[1:]:
                     hidden = layer(hidden, additive)
-                hidden = hidden.to(torch.float16).numpy()
+                hidden = hidden.float().numpy().astype(dtype, copy=False)
                 for j, i in enumerate(rows):
                     out[i] = hidden[j, : len(windows[i])].copy()
         return out
 
-    def logits(self, states: Sequence[State]) -> Any:
-        """One logit per window from cached states: the top layers, mean pooling and the head."""
+    def pooled(self, states: Sequence[State]) -> Any:
+        """The mean-pooled output of the top layers for cached states: [windows, hidden size]."""
         torch = import_torch()
         width = max(len(s) for s in states)
         hidden = np.zeros((len(states), width, states[0].shape[1]), dtype=np.float32)
@@ -83,19 +93,39 @@ class FrozenPrefix:
         for layer in self.top:
             h = layer(h, additive)
         weights = m.unsqueeze(-1).to(h.dtype)
-        pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        return self.classifier.head(self.classifier.dropout(pooled)).squeeze(-1)
+        return (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
-    def window_logits(self, states: Sequence[State], batch_size: int) -> npt.NDArray[np.float32]:
-        """Logits of many windows, without gradients, in eval mode, batched by length."""
+    def logits(self, states: Sequence[State]) -> Any:
+        """One logit per window (or one per class) from cached states: the top layers, pooling, the head."""
+        return self.classifier.head(self.classifier.dropout(self.pooled(states))).squeeze(-1)
+
+    def embeddings(self, states: Sequence[State], batch_size: int) -> npt.NDArray[np.float32]:
+        """Unit-length pooled embeddings of many windows, without gradients, batched by length."""
         torch = import_torch()
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
-        out = np.empty(len(states), dtype=np.float32)
+        out = np.empty((len(states), states[0].shape[1]), dtype=np.float32)
         self.classifier.eval()
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                out[rows] = self.logits([states[i] for i in rows]).float().numpy()
+                pooled = self.pooled([states[i] for i in rows]).float()
+                out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
+
+    def window_logits(self, states: Sequence[State], batch_size: int) -> npt.NDArray[np.float32]:
+        """Logits of many windows ([windows] or [windows, classes]), without gradients, in eval mode, batched by length."""
+        torch = import_torch()
+        order = sorted(range(len(states)), key=lambda i: len(states[i]))
+        out: npt.NDArray[np.float32] | None = None
+        self.classifier.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                values = self.logits([states[i] for i in rows]).float().numpy()
+                if out is None:
+                    out = np.empty((len(states), *values.shape[1:]), dtype=np.float32)
+                out[rows] = values
+        assert out is not None
         return out
 
 

@@ -186,7 +186,7 @@ def train_novelty(options: UnlabeledOptions) -> Bundle:
             from training.adapt import AdaptConfig, adapt
 
             log("adapting the encoder to the normal articles")
-            report_line = adapt(
+            _prefix, report_line = adapt(
                 pooler, encoder, data.train.texts, AdaptConfig(steps=options.adapt_steps, seed=seed)
             )
             notes.append(report_line)

@@ -15,8 +15,9 @@ import copy
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from stream.metrics import auroc
 from stream.text import article_text, clean
 from training import unlabeled
 from training.finetune import autocast, set_seed
+from training.frozen import FrozenPrefix, State
 from training.model import calibrated, import_torch
 from training.unlabeled import Split, UnlabeledOptions, log
 
@@ -107,6 +109,7 @@ class Trained:
     val_accuracy: float
     seconds: float
     steps: int
+    prefix: FrozenPrefix
 
 
 def _windows(encoder: Encoder, texts: Sequence[str]) -> list[list[IntArray]]:
@@ -132,6 +135,9 @@ def window_logits(
     return out, encoded.owner
 
 
+StatesOf = Callable[[Sequence[IntArray]], list[State]]
+
+
 def fine_tune(
     classifier: Any,
     encoder: Encoder,
@@ -140,16 +146,30 @@ def fine_tune(
     val: tuple[Sequence[str], npt.NDArray[np.int64]],
     outliers: Sequence[str],
     options: UnlabeledOptions,
+    states_of: StatesOf | None = None,
 ) -> Trained:
+    """Train the top ``train_layers`` layers and the head, as the attack classifier does.
+
+    ``states_of`` gives the frozen lower layers' output for windows (the benchmark passes a
+    cache shared by every task of a corpus); by default it is computed batch by batch.
+    """
     torch = import_torch()
     config = options.train
     set_seed(config.seed)
     rng = random.Random(config.seed)
     started = time.monotonic()
+    prefix = FrozenPrefix(
+        classifier, encoder, min(config.train_layers, len(classifier.encoder.encoder.layer))
+    )
+    prefix.set_attention_dropout(config.attention_dropout)
+    if states_of is None:
+        states_of = partial(prefix.states, batch_size=config.eval_batch_size)
     docs = _windows(encoder, texts)
     outlier_windows = [w[0] for w in _windows(encoder, outliers)]
+    val_encoded = encoder.encode(val[0])
+    val_states = states_of(val_encoded.windows)
     optimizer = torch.optim.AdamW(
-        classifier.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        prefix.trainable(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     per_epoch = math.ceil(len(docs) / config.batch_size)
     total = (
@@ -174,22 +194,19 @@ def fine_tune(
         )
         for start in bar:
             chunk = picks[start : start + config.batch_size]
-            batch = encoder.pad([w for w, _ in chunk], np.arange(len(chunk)))
             labels = torch.tensor([t for _, t in chunk])
+            states = states_of([w for w, _ in chunk])
             with autocast(config.bf16):
-                logits = classifier(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))
+                logits = prefix.logits(states)
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)
             if outlier_windows:
                 sample = rng.sample(outlier_windows, min(len(chunk), len(outlier_windows)))
-                out_batch = encoder.pad(sample, np.arange(len(sample)))
                 with autocast(config.bf16):
-                    out_logits = classifier(
-                        torch.from_numpy(out_batch.input_ids), torch.from_numpy(out_batch.attention_mask)
-                    ).float()
+                    out_logits = prefix.logits(states_of(sample)).float()
                 # Cross-entropy to the uniform distribution: KL(uniform || softmax) + log K.
                 loss = loss + OE_WEIGHT * -torch.log_softmax(out_logits, dim=-1).mean()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(classifier.parameters(), config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(prefix.trainable(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -198,10 +215,9 @@ def fine_tune(
             if steps >= total:
                 break
         bar.close()
-        logits, owner = window_logits(classifier, encoder, val[0], config.bf16)
-        doc_logits = np.stack(
-            [mean_per_owner(logits[:, c], owner, len(val[0])) for c in range(logits.shape[1])], 1
-        )
+        logits = prefix.window_logits(val_states, config.eval_batch_size)
+        owner, n = val_encoded.owner, val_encoded.n_texts
+        doc_logits = np.stack([mean_per_owner(logits[:, c], owner, n) for c in range(logits.shape[1])], 1)
         accuracy = float((doc_logits.argmax(1) == val[1]).mean())
         log(f"epoch {epoch}: validation category accuracy {accuracy:.4f}")
         if accuracy > best[0]:
@@ -210,7 +226,7 @@ def fine_tune(
             break
     classifier.load_state_dict(best[1])
     classifier.eval()
-    return Trained(classifier, best[0], time.monotonic() - started, steps)
+    return Trained(classifier, best[0], time.monotonic() - started, steps, prefix)
 
 
 def _article_stats(

@@ -72,3 +72,25 @@ def test_attention_dropout_is_set_in_the_trained_layers_only(classifier_and_enco
     assert layers[2].attention.self.dropout.p == 0.0
     assert layers[0].attention.self.dropout.p == 0.1  # frozen layers keep the checkpoint's
     assert layers[2].output.dropout.p == 0.1  # hidden-state dropout still regularises
+
+
+def test_float32_states_give_the_full_encoders_embeddings(classifier_and_encoder) -> None:  # type: ignore[no-untyped-def]
+    from training.embedding import build_pooler, embed
+
+    classifier, encoder = classifier_and_encoder
+    pooler = build_pooler(classifier.encoder)
+    full = embed(pooler, encoder, TEXTS, batch_size=2, desc=None)
+    prefix = FrozenPrefix(pooler, encoder, 1)
+    states = prefix.states(encoder.encode(TEXTS).windows, batch_size=3, dtype=np.float32)
+    assert states[0].dtype == np.float32
+    np.testing.assert_allclose(prefix.embeddings(states, batch_size=2), full.vectors, atol=1e-5)
+
+
+def test_window_logits_keep_one_column_per_class(classifier_and_encoder) -> None:  # type: ignore[no-untyped-def]
+    from training.ood import build_category_classifier
+
+    classifier, encoder = classifier_and_encoder
+    categories = build_category_classifier(classifier.encoder, 3)
+    prefix = FrozenPrefix(categories, encoder, 1)
+    windows = encoder.encode(TEXTS).windows
+    assert prefix.window_logits(prefix.states(windows, batch_size=2), batch_size=2).shape == (len(windows), 3)
