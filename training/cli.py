@@ -178,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=TrainConfig.train_layers,
         help=(
-            "top encoder layers to fine-tune; the embeddings and the layers below keep their "
-            f"pre-trained weights (default {TrainConfig.train_layers}; the encoder's depth trains them all)"
+            "top encoder layers to fine-tune (classifier, ood, novelty --encoder adapted); the embeddings "
+            "and the layers below keep their pre-trained weights "
+            f"(default {TrainConfig.train_layers}; the encoder's depth trains them all)"
         ),
     )
     p.add_argument(

@@ -1,7 +1,10 @@
 """The base model, the window classifier on top of it, and the calibrated graph that is exported."""
 
 import contextlib
+import ctypes
+import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,31 @@ def import_torch() -> Any:
         raise DependencyError(
             "this command needs the training extras: pip install -e '.[train]' (or `make install`)"
         ) from None
+    keep_freed_memory()
     return torch
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed blocks of up to 32 MB instead of returning them to the OS.
+
+    torch on CPU allocates and frees each layer's activations (megabytes for a batch of
+    256-token windows) again and again; by default glibc maps blocks that large fresh from the
+    kernel each time. Measured here (4 layers over 303 BBC windows, batch 8, 2 cores): 23.3
+    windows/s with sys 31 s of 105 s CPU time, 28.5-33.7 windows/s with sys 9-11 s with these
+    settings. Linux with glibc only.
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    # M_MMAP_THRESHOLD (its maximum), M_TRIM_THRESHOLD, M_TOP_PAD
+    return all(
+        mallopt(option, value) == 1 for option, value in ((-3, 32 << 20), (-1, 1 << 30), (-2, 256 << 20))
+    )
 
 
 @dataclass(frozen=True)

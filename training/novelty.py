@@ -187,7 +187,10 @@ def train_novelty(options: UnlabeledOptions) -> Bundle:
 
             log("adapting the encoder to the normal articles")
             _prefix, report_line = adapt(
-                pooler, encoder, data.train.texts, AdaptConfig(steps=options.adapt_steps, seed=seed)
+                pooler,
+                encoder,
+                data.train.texts,
+                AdaptConfig(steps=options.adapt_steps, seed=seed, train_layers=options.train.train_layers),
             )
             notes.append(report_line)
             encoder_kind = "adapted"

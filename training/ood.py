@@ -1,9 +1,10 @@
 """`wirewatch train --mode ood`: a classifier of the normal categories whose doubt is the anomaly.
 
 The normal articles carry a category (a news section, say; the `category` field, or the one
-named by ``--category-field``). A window classifier learns them; an article that fits none of
-them gets a flat softmax. Two statistics read that: 1 - the maximum softmax probability (MSP,
-Hendrycks and Gimpel 2017) and the energy -logsumexp(logits) (Liu et al. 2020). With
+named by ``--category-field``). A window classifier learns them (its top ``--train-layers``
+layers and a head, as the attack classifier does); an article that fits none of them gets a
+flat softmax. Two statistics read that: 1 - the maximum softmax probability (MSP, Hendrycks and
+Gimpel 2017) and the energy -logsumexp(logits) (Liu et al. 2020). With
 ``--outliers FILE`` (articles known not to be normal, of any kind) training adds outlier
 exposure (Hendrycks et al. 2019): the cross-entropy of the outliers' softmax to the uniform
 distribution, i.e. their KL divergence to uniform up to a constant, weighted by OE_WEIGHT.

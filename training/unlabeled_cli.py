@@ -121,6 +121,7 @@ def train_unlabeled(args: argparse.Namespace) -> int:
             learning_rate=args.lr,
             seed=args.seed,
             max_steps=args.max_steps,
+            train_layers=args.train_layers,
             bf16=cpu_has_bf16() if args.bf16 is None else args.bf16,
         ),
         quantize=not args.no_quantize,
