@@ -94,3 +94,20 @@ def test_window_logits_keep_one_column_per_class(classifier_and_encoder) -> None
     prefix = FrozenPrefix(categories, encoder, 1)
     windows = encoder.encode(TEXTS).windows
     assert prefix.window_logits(prefix.states(windows, batch_size=2), batch_size=2).shape == (len(windows), 3)
+
+
+def test_adaptation_moves_the_top_layers_only(classifier_and_encoder) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from training.adapt import AdaptConfig, adapt
+    from training.embedding import build_pooler
+
+    classifier, encoder = classifier_and_encoder
+    pooler = build_pooler(classifier.encoder)
+    before = {n: p.detach().clone() for n, p in pooler.named_parameters()}
+    prefix, line = adapt(pooler, encoder, TEXTS * 3, AdaptConfig(steps=3, batch_size=4, train_layers=1))
+    moved = {n for n, p in pooler.named_parameters() if not torch.equal(p, before[n])}
+    assert moved
+    assert all(n.startswith("encoder.encoder.layer.2.") for n in moved), moved
+    assert prefix.frozen == 2
+    assert "top 1 of 3 layers" in line
