@@ -6,15 +6,17 @@ row runs here, on the same splits (training.ad_protocols):
 - kNN reference: the frozen base encoder, the first 256 tokens of each article, mean cosine
   distance to the 10 nearest training articles: the bar the shipped method has to clear.
 - wirewatch novelty: what `wirewatch train --mode novelty` does, on the frozen and on the
-  adapted encoder: every window embedded, the bank of all normal windows, kNN or Mahalanobis
-  chosen by the label-free held-out-cluster validation, calibrated, the article's mean over windows.
-  The shipped default is marked with *.
+  adapted encoder (its top 2 layers): every window embedded, the default method (hybrid) fitted
+  on the first window of each normal article, calibrated on val, the mean of the windows'
+  log-odds per article. The shipped default is marked with *.
 - wirewatch ood: where the normal data has categories (BBC: four sections), the category
-  classifier's energy score, as `wirewatch train --mode ood` without outliers.
+  classifier's energy score, as `wirewatch train --mode ood` without outliers (one epoch).
 - TF-IDF + kNN and TF-IDF + OCSVM, one-class baselines fitted on the same normal articles.
 
-Embeddings come from the PyTorch encoder in fp32, as the bundle's fp32 graph computes them,
-and are cached under --cache, keyed by the weights and the windowing, so a re-run is fast.
+Frozen embeddings come from the PyTorch encoder in fp32, as the bundle's fp32 graph computes
+them, and are cached under --cache, keyed by the weights and the windowing, so a re-run is fast.
+The adapted and ood rows train only the top layers, so the layers below are run once per corpus
+(CorpusStates) and every task runs its own top layers over their output.
 """
 
 import copy
