@@ -41,8 +41,8 @@ from stream.metrics import auroc
 from stream.text import article_text
 from training import ad_protocols, detectors, novelty, unlabeled
 from training.ad_baseline import fit_tfidf
-from training.adapt import AdaptConfig
-from training.embedding import Windows, build_pooler, embed
+from training.adapt import AdaptConfig, adapt
+from training.embedding import Windows, build_pooler, embed, windows_of
 from training.finetune import TrainConfig
 from training.frozen import FrozenPrefix, State
 from training.model import DEFAULT_BASE_MODEL, import_torch, load_base, resolve_base_model
@@ -243,8 +243,6 @@ class Bench:
             self.record(row, dataset, task.name, {"auroc": auroc(labels, model.raw(test))})
 
     def adapted(self, dataset: str, task: ad_protocols.Task, labels: npt.NDArray[np.int64]) -> None:
-        from training.adapt import adapt
-
         assert self.states is not None
         config = AdaptConfig(seed=self.options.seed)
         pooler = build_pooler(copy.deepcopy(self.base_model))
@@ -317,16 +315,9 @@ class CorpusStates:
         """Every window's embedding by the base encoder, in the order of the sorted article ids."""
         return Windows(self.base.embeddings(self.states, BATCH), self.encoded.owner, self.encoded.n_texts)
 
-    def _windows_of(self, articles: list[Article]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        rows = [self.row[a.id] for a in articles]
-        starts = np.searchsorted(self.encoded.owner, rows, side="left")
-        stops = np.searchsorted(self.encoded.owner, rows, side="right")
-        picks = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
-        return picks, np.repeat(np.arange(len(rows)), stops - starts)
-
     def embed(self, prefix: FrozenPrefix, articles: list[Article]) -> dict[str, tuple[Windows, int]]:
         """The articles' window embeddings by an encoder whose lower layers are the base model's."""
-        picks, owner = self._windows_of(articles)
+        picks, owner = windows_of(self.encoded.owner, [self.row[a.id] for a in articles])
         vectors = prefix.embeddings([self.states[i] for i in picks], BATCH)
         windows = Windows(vectors, owner, len(articles))
         return {a.id: (windows, n) for n, a in enumerate(articles)}
@@ -335,7 +326,7 @@ class CorpusStates:
         self, prefix: FrozenPrefix, articles: list[Article]
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """The window logits of the articles' windows and, per window, its article's position."""
-        picks, owner = self._windows_of(articles)
+        picks, owner = windows_of(self.encoded.owner, [self.row[a.id] for a in articles])
         return prefix.window_logits([self.states[i] for i in picks], BATCH), owner
 
 

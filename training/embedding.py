@@ -52,11 +52,18 @@ class Windows:
 
     def select(self, texts: Sequence[int]) -> "Windows":
         """The windows of the given texts, renumbered 0..len(texts)-1 in that order."""
-        starts = np.searchsorted(self.owner, texts, side="left")
-        stops = np.searchsorted(self.owner, texts, side="right")
-        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
-        owner = np.repeat(np.arange(len(texts)), stops - starts)
+        rows, owner = windows_of(self.owner, texts)
         return Windows(self.vectors[rows], owner, len(texts))
+
+
+def windows_of(
+    owner: npt.NDArray[np.int64], texts: Sequence[int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The rows of the given texts' windows (``owner`` sorted), and each row's text, renumbered."""
+    starts = np.searchsorted(owner, texts, side="left")
+    stops = np.searchsorted(owner, texts, side="right")
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+    return rows, np.repeat(np.arange(len(texts)), stops - starts)
 
 
 def embed(

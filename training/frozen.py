@@ -6,7 +6,7 @@ pooling and the head on those cached states (``FrozenPrefix.logits``). The class
 modules do the work, so the trained weights are the classifier's and export as usual.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -101,19 +101,17 @@ class FrozenPrefix:
 
     def embeddings(self, states: Sequence[State], batch_size: int) -> npt.NDArray[np.float32]:
         """Unit-length pooled embeddings of many windows, without gradients, batched by length."""
-        torch = import_torch()
-        order = sorted(range(len(states)), key=lambda i: len(states[i]))
-        out = np.empty((len(states), states[0].shape[1]), dtype=np.float32)
-        self.classifier.eval()
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                pooled = self.pooled([states[i] for i in rows]).float()
-                out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-        return out
+        normalize = import_torch().nn.functional.normalize
+        return self._eval_batches(states, batch_size, lambda s: normalize(self.pooled(s).float(), dim=-1))
 
     def window_logits(self, states: Sequence[State], batch_size: int) -> npt.NDArray[np.float32]:
-        """Logits of many windows ([windows] or [windows, classes]), without gradients, in eval mode, batched by length."""
+        """Logits of many windows ([windows] or [windows, classes]), without gradients, batched by length."""
+        return self._eval_batches(states, batch_size, lambda s: self.logits(s).float())
+
+    def _eval_batches(
+        self, states: Sequence[State], batch_size: int, compute: Callable[[Sequence[State]], Any]
+    ) -> npt.NDArray[np.float32]:
+        """``compute`` over length-sorted batches in eval mode, rows back in the order given."""
         torch = import_torch()
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
         out: npt.NDArray[np.float32] | None = None
@@ -121,12 +119,11 @@ class FrozenPrefix:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                values = self.logits([states[i] for i in rows]).float().numpy()
+                values = compute([states[i] for i in rows]).numpy()
                 if out is None:
                     out = np.empty((len(states), *values.shape[1:]), dtype=np.float32)
                 out[rows] = values
-        assert out is not None
-        return out
+        return out if out is not None else np.empty(0, dtype=np.float32)
 
 
 def _additive_mask(torch: Any, mask: Any, dtype: Any) -> Any:
