@@ -8,9 +8,12 @@ overlapping that window are occluded. Sentences are reported as the article has 
 casing and punctuation, whitespace collapsed), not in their cleaned form.
 
 Cost. The scorer says which window each score came from, so nothing is scored twice to find
-it. The alerts of a batch are explained together, in one scoring call whatever their number
-(each best window, each sentence alone, each window without one sentence), so the calls are as
-full as the scorer makes them. Identical texts (wire copies of one story) are scored once. The
+it, and with chunk_max the article's score is that window's, so the window itself is not scored
+again. The alerts of a batch are explained together, in one scoring call whatever their number
+(each sentence alone, each window without one sentence), so the calls are as full as the scorer
+makes them. Identical texts are scored once: wire copies of one story, and in a window of two
+sentences each one alone and the window without the other (texts are compared with their
+whitespace collapsed, which the tokenizer ignores anyway). The
 occluded windows are nearly as long as the window itself and make most of the cost: with
 ``occlude`` set, only the sentences that score best alone are occluded, in a second call (an
 approximation: a sentence that matters only in context can then be missed).
@@ -33,6 +36,10 @@ _SPACES = re.compile(r"\s+")
 TOP = 3
 # Sentences occluded per alert at most: those that score best alone (0: every sentence).
 OCCLUDE = 0
+
+
+def _collapsed(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
 
 
 def sentences(text: str) -> list[str]:
@@ -59,6 +66,7 @@ class Alerted:
     text: str
     cleaned: str
     best_window: int | None = None  # which window the score came from; None: find it
+    score: float | None = None  # the article's score; with chunk_max, its best window's
 
 
 @dataclass
@@ -73,16 +81,28 @@ class _Work:
 
 
 class _Texts:
-    """Texts to score in one call, each distinct text once."""
+    """Texts to score in one call, each distinct text once, none whose score is known."""
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
+        self.known: dict[str, float] = {}
 
     def add(self, text: str) -> int:
         return self.index.setdefault(text, len(self.index))
 
-    def score(self, scorer: Scorer) -> npt.NDArray[np.float32]:
-        return scorer.score(list(self.index)).scores if self.index else np.zeros(0, dtype=np.float32)
+    def know(self, text: str, score: float) -> int:
+        self.known.setdefault(text, score)
+        return self.add(text)
+
+    def score(self, scorer: Scorer) -> tuple[npt.NDArray[np.float32], int]:
+        """Every added text's score, and how many texts went to the model."""
+        values = np.zeros(len(self.index), dtype=np.float32)
+        todo = [t for t in self.index if t not in self.known]
+        if todo:
+            values[[self.index[t] for t in todo]] = scorer.score(todo).scores
+        for text, value in self.known.items():
+            values[self.index[text]] = value
+        return values, len(todo)
 
 
 class Explainer:
@@ -92,6 +112,8 @@ class Explainer:
         self.top = top
         self.occlude = occlude
         self.texts_scored = 0  # distinct texts sent to the model, for the benchmark
+        # Only then is an article's score the score of the window its explanation occludes.
+        self.window_is_score = scorer.bundle.manifest.long_text.strategy == "chunk_max"
 
     def best_window(self, cleaned: str, index: int | None = None) -> tuple[int, int]:
         """Character span of the window the article's score comes from (index: that window)."""
@@ -115,15 +137,15 @@ class Explainer:
         """Explanations of many alerts, in one scoring call (two with ``occlude``)."""
         work = [self._prepare(a) for a in alerts]
         first = _Texts()
-        bases = [first.add(w.window) if w.inside else 0 for w in work]
+        bases = [self._base(first, w, a) for w, a in zip(work, alerts, strict=True)]
         alone = [[first.add(t) for t in w.alone] for w in work]
         together = not self.occlude
         without = [[first.add(t) for t in w.without] for w in work] if together else []
-        scores = first.score(self.scorer)
+        scores, scored = first.score(self.scorer)
         for w, base, solo in zip(work, bases, alone, strict=True):
             if w.inside:
                 w.base, w.solo = float(scores[base]), scores[solo]
-        self.texts_scored += len(first.index)
+        self.texts_scored += scored
         if together:
             return [
                 self._rank(w, list(range(len(w.inside))), scores[refs])
@@ -133,9 +155,16 @@ class Explainer:
         second = _Texts()
         asked = [self._candidates(w) for w in work]
         refs2 = [[second.add(w.without[i]) for i in keep] for w, keep in zip(work, asked, strict=True)]
-        scores2 = second.score(self.scorer)
-        self.texts_scored += len(second.index)
+        scores2, scored2 = second.score(self.scorer)
+        self.texts_scored += scored2
         return [self._rank(w, keep, scores2[r]) for w, keep, r in zip(work, asked, refs2, strict=True)]
+
+    def _base(self, texts: _Texts, w: _Work, alert: Alerted) -> int:
+        if not w.inside:
+            return 0
+        if self.window_is_score and alert.score is not None:
+            return texts.know(w.window, alert.score)
+        return texts.add(w.window)
 
     def _prepare(self, alert: Alerted) -> _Work:
         cleaned = alert.cleaned
@@ -143,11 +172,10 @@ class Explainer:
         raw = ([alert.title] if alert.title else []) + sentences(alert.text)
         inside = [(s, a, b) for s, a, b in _locate(cleaned, raw) if a < high and b > low]
         without = [
-            _SPACES.sub(" ", cleaned[low : max(low, a)] + " " + cleaned[min(high, b) : high]).strip()
-            for _, a, b in inside
+            _collapsed(cleaned[low : max(low, a)] + " " + cleaned[min(high, b) : high]) for _, a, b in inside
         ]
-        alone = [cleaned[max(low, a) : min(high, b)] for _, a, b in inside]
-        return _Work(inside, cleaned[low:high], without, alone)
+        alone = [_collapsed(cleaned[max(low, a) : min(high, b)]) for _, a, b in inside]
+        return _Work(inside, _collapsed(cleaned[low:high]), without, alone)
 
     def _candidates(self, w: _Work) -> list[int]:
         """The sentences to occlude: all of them, or the `occlude` best alone."""

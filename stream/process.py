@@ -223,7 +223,7 @@ class BatchProcessor:
         """Explanations of the batch's alerts, by id of their message; all in one call when it can."""
         explained: dict[int, list[Contribution] | Rejected | None] = {id(m): None for m, _, _ in scored}
         todo = [
-            (m, Alerted(v.article.title, v.article.text, v.text, window))
+            (m, Alerted(v.article.title, v.article.text, v.text, window, value))
             for (m, v, value), window in zip(scored, windows, strict=True)
             if value >= self.threshold
         ]

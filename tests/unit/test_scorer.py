@@ -157,6 +157,22 @@ def test_explanations_of_a_batch_equal_those_of_each_alert(bundle_path: Path) ->
     assert top.contribution == pytest.approx(float(base - without), abs=1e-4)
 
 
+def test_an_alerts_own_score_spares_scoring_its_window_and_two_sentences_cost_two_texts(
+    bundle_path: Path,
+) -> None:
+    scorer = Scorer(load_bundle(bundle_path), providers="cpu")
+    explainer = Explainer(scorer)
+    body = f"{text(900, 950)}.   {text(5, 6, 7)}."
+    cleaned = article_text(None, body)
+    score = float(scorer.score([cleaned]).scores[0])
+    rescored = explainer.explain_batch([Alerted(None, body, cleaned)])
+    explainer.texts_scored = 0
+    given = explainer.explain_batch([Alerted(None, body, cleaned, score=score)])
+    assert given == rescored
+    # Each sentence alone is the window without the other: two texts, the window not at all.
+    assert explainer.texts_scored == 2
+
+
 def test_occlude_limits_the_occluded_sentences_to_the_best_alone(bundle_path: Path) -> None:
     scorer = Scorer(load_bundle(bundle_path), providers="cpu")
     body = ". ".join(text(i * 100 + 5) for i in range(8)) + "."
