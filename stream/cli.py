@@ -319,7 +319,12 @@ def _add_demo(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
     p.add_argument(
         "--bundle", type=Path, help="bundle to run (default exports/terrorism-v1, else a quick one)"
     )
-    p.add_argument("--rate", type=float, default=50.0, help="articles per second to replay (default 50)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="articles per second to replay (default: 60%% of what the scorer manages on this machine, "
+        "measured in process first)",
+    )
     p.add_argument("--limit", type=int, default=2000, help="articles of the stream to replay (default 2000)")
     p.add_argument(
         "--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)"

@@ -67,12 +67,18 @@ def test_demo_runs_to_its_summary_agrees_with_evaluate_and_leaves_nothing(
     (data / "stream.jsonl").write_text((sample_data.parent / "stream.jsonl").read_text())
     before = _tansu_pids()
     result = run_cli(
-        "demo", "--bundle", str(tiny_bundle), "--data", str(data), "--limit", "40", "--rate", "40",
+        "demo", "--bundle", str(tiny_bundle), "--data", str(data), "--limit", "40",
         "--timeout", "180", timeout=400, env={"COLUMNS": "120"},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "summary" in result.stdout
     assert "articles scored   40" in result.stdout
+    # Without --rate the replay runs at a share of the capacity measured first.
+    measured = re.search(r"managed (\d+) articles/s here.*?replaying at (\d+)/s", result.stdout, re.S)
+    assert measured, result.stdout[:2000]
+    capacity, rate = map(int, measured.groups())
+    assert abs(rate - 0.6 * capacity) <= 1
+    assert f"(replayed at {rate}/s)" in result.stdout
     assert _tansu_pids() <= before  # the demo's broker is gone
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_demo_scorer(p)]
 
