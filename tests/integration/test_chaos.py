@@ -115,9 +115,23 @@ class Fleet:
         for process in self.started:
             process.stop()
 
+    def story(self, batches: int = 8) -> str:
+        """What each process logged, but for all except its last few batches: the CI log of a failure."""
+        parts = []
+        for process in self.started:
+            lines = process.log().splitlines()
+            batch_lines = [n for n, line in enumerate(lines) if '"event": "batch"' in line]
+            skipped = set(batch_lines[:-batches])
+            kept = [line[:400] for n, line in enumerate(lines) if n not in skipped]
+            parts.append(f"--- {process.log_path.name} ({len(skipped)} earlier batches left out)")
+            parts.extend(kept)
+        return "\n".join(parts)
+
 
 @pytest.fixture
-def fleet(tiny_bundle: Path, kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
+def fleet(
+    tiny_bundle: Path, kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Fleet]]:
     made: list[Fleet] = []
 
     def make(
@@ -129,6 +143,10 @@ def fleet(tiny_bundle: Path, kafka_bootstrap: str, tmp_path: Path) -> Iterator[C
     yield make
     for f in made:
         f.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for f in made:
+            print(f.story())
 
 
 def _valid(sample_data: Path, copies: int) -> list[tuple[str, bytes]]:
