@@ -140,8 +140,14 @@ def consume(
     done: Callable[[list[Message]], bool],
     timeout: float = 120.0,
     read_committed: bool = True,
+    settle: float = 0.0,
 ) -> list[Message]:
-    """Every message of the topic from the start, until done(messages) or the timeout."""
+    """Every message of the topic from the start, until done(messages) or the timeout.
+
+    With settle, reading goes on that many seconds after done() first holds, so that anything
+    written late (a duplicate) is read too. A read for a fixed time instead would end, on a slow
+    machine, before the group join and the fetches had reached the end of the topic.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -155,14 +161,33 @@ def consume(
     consumer.subscribe([topic])
     messages: list[Message] = []
     deadline = time.monotonic() + timeout
+    finished: float | None = None
     try:
-        while time.monotonic() < deadline and not done(messages):
+        while time.monotonic() < deadline:
+            if finished is None and done(messages):
+                finished = time.monotonic()
+            if finished is not None and time.monotonic() - finished >= settle:
+                break
             message = consumer.poll(0.2)
             if message is not None and message.error() is None:
                 messages.append(message)
     finally:
         consumer.close()
     return messages
+
+
+def ids_cover(expected: set[str]) -> Callable[[list[Message]], bool]:
+    """done() for consume: every expected id has been read (checked incrementally)."""
+    seen: set[str] = set()
+    parsed = 0
+
+    def done(messages: list[Message]) -> bool:
+        nonlocal parsed
+        seen.update(json.loads(m.value())["id"] for m in messages[parsed:])
+        parsed = len(messages)
+        return seen >= expected
+
+    return done
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

@@ -31,6 +31,7 @@ from tests.integration.service_harness import (
     articles_as_messages,
     consume,
     exactly_once_duplicates,
+    ids_cover,
 )
 
 FEED_RATE = 150.0  # messages per second, so that kills and freezes land mid-stream
@@ -64,7 +65,7 @@ def _until(condition: Callable[[], bool], timeout: float, every: float = 0.5) ->
 
 
 def _scored_at_least(bootstrap: str, topic: str, n: int, timeout: float = 90) -> bool:
-    return _until(lambda: len(consume(bootstrap, topic, lambda ms: len(ms) >= n, 5)) >= n, timeout)
+    return len(consume(bootstrap, topic, lambda ms: len(ms) >= n, timeout)) >= n
 
 
 def _records(messages: list[Message]) -> list[dict]:  # type: ignore[type-arg]
@@ -72,10 +73,7 @@ def _records(messages: list[Message]) -> list[dict]:  # type: ignore[type-arg]
 
 
 def _wait_scored(bootstrap: str, topic: str, expected: set[str], timeout: float) -> list[dict]:  # type: ignore[type-arg]
-    scores = consume(
-        bootstrap, topic, lambda ms: {json.loads(m.value())["id"] for m in ms} >= expected, timeout
-    )
-    return _records(scores)
+    return _records(consume(bootstrap, topic, ids_cover(expected), timeout))
 
 
 def _report(name: str, expected: set[str], records: list[dict]) -> tuple[set[str], int]:  # type: ignore[type-arg]
@@ -288,9 +286,8 @@ def test_exactly_once_two_instances_on_one_host_with_kills_commit_each_score_onc
         victim.wait_ready()
     feeder.join(timeout=120)
     expected = {i for i, _ in valid}
-    scores = _wait_scored(kafka_bootstrap, topics.scores, expected, 150)
-    time.sleep(3)  # anything late would be a duplicate
-    messages = consume(kafka_bootstrap, topics.scores, lambda ms: len(ms) >= len(scores) + 1, 5)
+    # Every id, then 3 s more: anything written late would be a duplicate.
+    messages = consume(kafka_bootstrap, topics.scores, ids_cover(expected), 150, settle=3)
     missing, _ = _report("exactly-once kills", expected, _records(messages))
     assert not missing
     duplicated, allowed = exactly_once_duplicates(kafka_bootstrap, new_topic(1), messages, kills=2)
@@ -348,9 +345,7 @@ def test_hot_reload_mid_stream_swaps_a_good_bundle_refuses_a_corrupt_one_and_sha
     valid = _valid(sample_data, copies=10)
     feeder = _feed(kafka_bootstrap, topics.input, [(i.encode(), v) for i, v in valid], 60.0)
     third = len(valid) // 3
-    assert _until(
-        lambda: len(consume(kafka_bootstrap, topics.scores, lambda ms: len(ms) >= third, 5)) >= third, 90
-    )
+    assert _scored_at_least(kafka_bootstrap, topics.scores, third)
     _flip(current, v2)
     assert _until(lambda: "bundle swapped in" in process.log(), 30), process.log()[-3000:]
     _flip(current, broken)

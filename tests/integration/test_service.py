@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 
 from stream.bundle import load_bundle
 from stream.schemas import ERROR_HEADER, OFFSET_HEADER, TOPIC_HEADER
@@ -20,6 +21,7 @@ from tests.integration.service_harness import (
     committed,
     consume,
     exactly_once_duplicates,
+    ids_cover,
     ids_of,
     produce,
     run_cli,
@@ -168,11 +170,10 @@ def test_sigterm_mid_stream_commits_only_what_was_delivered(
     assert '"event": "stopped"' in proc.log()
 
     positions = committed(kafka_bootstrap, service.group, topics.input, 3)
-    scores = consume(kafka_bootstrap, topics.scores, lambda ms: False, timeout=8)
-    scored_offsets = Counter(
-        (json.loads(m.value())["source"]["partition"], json.loads(m.value())["source"]["offset"])
-        for m in scores
-    )
+    below = {(p, o) for p, position in positions.items() for o in range(max(position, 0))}
+    # Read until the scores cover every committed offset (or 60 s), then 3 s more.
+    scores = consume(kafka_bootstrap, topics.scores, lambda ms: _sources(ms) >= below, 60, settle=3)
+    scored_offsets = _sources(scores)
     for partition, position in positions.items():
         # Every message below the committed position has its score on the scores topic.
         missing = [o for o in range(max(position, 0)) if (partition, o) not in scored_offsets]
@@ -185,6 +186,10 @@ def test_sigterm_mid_stream_commits_only_what_was_delivered(
     service().wait_ready()
     scores = consume(kafka_bootstrap, topics.scores, lambda ms: set(ids_of(ms)) >= {i for i, _ in valid})
     assert set(ids_of(scores)) >= {i for i, _ in valid}
+
+
+def _sources(messages: list[Message]) -> set[tuple[int, int]]:
+    return {(s["partition"], s["offset"]) for s in (json.loads(m.value())["source"] for m in messages)}
 
 
 def test_exactly_once_across_sigkill_and_restart(
@@ -200,9 +205,8 @@ def test_exactly_once_across_sigkill_and_restart(
     feeder.join(timeout=60)
     transactional_id = proc.args[proc.args.index("--transactional-id") + 1]
     service("--exactly-once", "--transactional-id", transactional_id).wait_ready()
-    scores = consume(kafka_bootstrap, topics.scores, lambda ms: len(set(ids_of(ms))) >= len(valid))
-    time.sleep(2)  # anything late would be a duplicate
-    scores += consume(kafka_bootstrap, topics.scores, lambda ms: False, timeout=3)[len(scores) :]
+    # Every id, then 3 s more: anything written late would be a duplicate.
+    scores = consume(kafka_bootstrap, topics.scores, ids_cover({i for i, _ in valid}), settle=3)
     counts = Counter(ids_of(scores))
     assert set(counts) == {i for i, _ in valid}
     # Zero on Kafka; the embedded broker leaves a killed producer's open transaction visible.
