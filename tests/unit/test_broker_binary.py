@@ -78,3 +78,9 @@ def test_corrupt_cached_copy_is_replaced(
     assert resolve_binary() == stale
     assert stale.read_bytes() == FAKE
     assert [p.name for p in stale.parent.iterdir()] == [stale.name]
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    # Children are given ports before they bind them: a repeat would make two of them collide.
+    ports = [stream.devtools.broker.free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
