@@ -12,7 +12,6 @@ event it is about.
 """
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stream.bundle import BaseModelInfo, TokenizerInfo, sha256_file
 from stream.encoding import Encoder, Windowing
 from stream.errors import BundleError, ScoringError
+from stream.providers import usable_cores
 
 MANIFEST = "manifest.json"
 OUTPUT = "embedding"
@@ -92,7 +92,7 @@ class Embedder:
         )
         self.batch_size = batch_size
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or usable_cores()
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(

@@ -15,6 +15,7 @@ Naming a provider (``cuda``, ``openvino``, ``cpu``) uses it or fails at startup 
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,15 @@ _INSTALL = {
     "cuda": "pip install onnxruntime-gpu (same version as onnxruntime) on a machine with an NVIDIA GPU",
     "openvino": "pip install -e '.[openvino]' (the onnxruntime-ep-openvino plugin)",
 }
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: under taskset or a cpuset that is fewer than the
+    machine has, and sessions and threads planned for the machine would oversubscribe them."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @functools.cache

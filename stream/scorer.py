@@ -1,6 +1,5 @@
 """Scoring texts with a bundle through ONNX Runtime: the only place a model runs when serving."""
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ import onnxruntime as ort
 from stream.bundle import Bundle
 from stream.encoding import Batch, Encoded, Encoder, max_per_owner, mean_logit_per_owner, mean_per_owner
 from stream.errors import BundleError, ScoringError
-from stream.providers import Choice, Name, Opened, open_first, open_session
+from stream.providers import Choice, Name, Opened, open_first, open_session, usable_cores
 
 # Padded tokens (windows x longest window) per ONNX Runtime call when the settings say 0. On CPU
 # the cost of a call is its tokens: measured on a 2-core AVX2 EPYC, static int8 MiniLM scored
@@ -87,7 +86,7 @@ class Scorer:
             sep_token=manifest.tokenizer.sep_token,
             pad_token=manifest.tokenizer.pad_token,
         )
-        cores = os.cpu_count() or 1
+        cores = usable_cores()
 
         def plan(name: Name) -> tuple[int, int]:
             """(sessions, threads per session) on a provider."""

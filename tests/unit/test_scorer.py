@@ -185,3 +185,14 @@ def test_occlude_limits_the_occluded_sentences_to_the_best_alone(bundle_path: Pa
 def _texts_of(explainer: Explainer, alert: Alerted) -> set[str]:
     work = explainer._prepare(alert)
     return {work.window, *work.alone, *work.without} if work.inside else set()
+
+
+def test_sessions_follow_the_cores_this_process_may_use(
+    bundle_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under `taskset -c 0` (or a cpuset) the machine's core count would oversubscribe one core.
+    monkeypatch.setattr(providers.os, "sched_getaffinity", lambda pid: {0})
+    assert providers.usable_cores() == 1
+    assert len(Scorer(load_bundle(bundle_path), providers="cpu").sessions) == 1
+    monkeypatch.setattr(providers.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert len(Scorer(load_bundle(bundle_path), providers="cpu").sessions) == 3
