@@ -11,7 +11,8 @@ Run with `make bench` (a script, not a test). In one run, on one bundle and one 
 - e2e_articles_per_s: `wirewatch serve` (one or more processes in one consumer group) behind the
   embedded broker, from the first article produced to the last score received;
 - e2e_latency_ms: per article, produce to score received, with the feed produced at a steady
-  rate of half the measured e2e capacity (latency under saturation only measures the backlog);
+  rate of half the measured e2e capacity (latency under saturation only measures the backlog),
+  read by a consumer that waits at most READER_FETCH_WAIT_MS in a fetch;
 - naive_articles_per_s: a per-message consumer calling a transformers text-classification
   pipeline on torch for each article, as tutorials do, on the same fine-tuned weights;
 - serve_rss_mb: the peak resident memory (VmHWM) of a service process;
@@ -57,6 +58,10 @@ from stream.settings import ServeSettings  # noqa: E402
 from stream.text import article_text  # noqa: E402
 
 SESSION = {"session.timeout.ms": "6000"}
+# The reader of the scores waits at most this long in a fetch, as the service's own consumer does:
+# the embedded broker answers a waiting fetch only at its deadline (Kafka answers when data
+# arrives), so librdkafka's 500 ms default would add up to half a second to every latency.
+READER_FETCH_WAIT_MS = 50
 # CPU features that decide which kernels ONNX Runtime and OpenVINO can use.
 NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8")
 
@@ -276,6 +281,7 @@ class Served:
                 "bootstrap.servers": bootstrap,
                 "group.id": f"reader-{tag}",
                 "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": READER_FETCH_WAIT_MS,
                 **SESSION,
             }
         )
@@ -454,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             "sessions": len(scorer.sessions),
             "token_budget": scorer.token_budget if scorer.batch_invariant else None,
             "windows_per_call_max": scorer.max_rows,
+            "threads_per_session": args.threads or None,
+            "reader_fetch_wait_max_ms": READER_FETCH_WAIT_MS,
         },
         "bare_model_articles_per_s": round(bare["articles_per_s"], 1),
         "bare_model_calls": bare["calls"],
