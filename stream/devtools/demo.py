@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -198,6 +198,8 @@ class Tally:
     dead_letters: int = 0
     started: float = field(default_factory=time.perf_counter)
     rates: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=50))
+    # Held by whoever writes (the reader and replay threads) or reads a view of the whole.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def labeled(self, domain: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         pairs = [
@@ -232,21 +234,27 @@ def _consume(
         while not stop.is_set():
             if not joined.is_set() and consumer.assignment():
                 joined.set()
-            for message in consumer.consume(num_messages=500, timeout=0.2):
-                if message.error() is not None:
-                    continue
-                if message.topic() == topics["dlq"]:
-                    tally.dead_letters += 1
-                    continue
-                record = json.loads(message.value() or b"{}")
-                if message.topic() == topics["scores"]:
-                    tally.scores[record["id"]] = record["score"]
-                    tally.received_at[record["id"]] = time.perf_counter()
-                else:
-                    tally.alert_count += 1
-                    tally.alerts.appendleft(record)
+            messages = consumer.consume(num_messages=500, timeout=0.2)
+            with tally.lock:
+                for message in messages:
+                    _take(tally, message, topics)
     finally:
         consumer.close()
+
+
+def _take(tally: Tally, message: Message, topics: dict[str, str]) -> None:
+    if message.error() is not None:
+        return
+    if message.topic() == topics["dlq"]:
+        tally.dead_letters += 1
+        return
+    record = json.loads(message.value() or b"{}")
+    if message.topic() == topics["scores"]:
+        tally.scores[record["id"]] = record["score"]
+        tally.received_at[record["id"]] = time.perf_counter()
+    else:
+        tally.alert_count += 1
+        tally.alerts.appendleft(record)
 
 
 def _view(tally: Tally, total: int) -> Group:
@@ -409,14 +417,19 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         )
         feeder.start()
         deadline = time.monotonic() + options.timeout
-        with Live(_view(tally, len(feed)), console=console, refresh_per_second=4, transient=False) as live:
+        with tally.lock:
+            first = _view(tally, len(feed))
+        with Live(first, console=console, refresh_per_second=4, transient=False) as live:
             while len(tally.scores) < len(feed) and time.monotonic() < deadline and not errors:
                 broker.check()
                 time.sleep(0.25)
-                live.update(_view(tally, len(feed)))
+                with tally.lock:
+                    view = _view(tally, len(feed))
+                live.update(view)
         if errors:
             raise WirewatchError(errors[0])
-        summary = summarize(tally, feed)
+        with tally.lock:
+            summary = summarize(tally, feed)
         summary["replay_rate_per_s"] = rate
         console.rule("summary")
         console.print(LABELS_NOTE, style="dim")
@@ -439,7 +452,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
 def _replay(feed: Path, bootstrap: str, topic: str, rate: float, tally: Tally, errors: list[str]) -> None:
     def sent(key: bytes | None) -> None:
         if key is not None:
-            tally.sent_at[key.decode()] = time.perf_counter()
+            with tally.lock:
+                tally.sent_at[key.decode()] = time.perf_counter()
 
     try:
         replay(feed, bootstrap, topic, rate=rate, progress=False, on_sent=sent)
