@@ -69,7 +69,7 @@ class ServeSettings(BaseSettings):
     sessions: int = Field(
         0,
         ge=0,
-        description="ONNX Runtime sessions scoring side by side (0: one per core on CPU, one on CUDA)",
+        description="ONNX Runtime sessions scoring side by side (0: one per usable core on CPU, one on CUDA)",
     )
     intra_op_threads: int = Field(
         0, ge=0, description="Threads per ONNX Runtime session (0: cores / sessions)"
