@@ -114,7 +114,7 @@ class Fleet:
             process.stop()
 
     def story(self, batches: int = 8) -> str:
-        """What each process logged, but for all except its last few batches: the CI log of a failure."""
+        """What each process logged, all but its last few batch lines left out: the CI log of a failure."""
         parts = []
         for process in self.started:
             lines = process.log().splitlines()
