@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
@@ -176,18 +177,23 @@ def consume(
     return messages
 
 
-def ids_cover(expected: set[str]) -> Callable[[list[Message]], bool]:
-    """done() for consume: every expected id has been read (checked incrementally)."""
-    seen: set[str] = set()
+def covers(expected: set[Any], key: Callable[[dict[str, Any]], Any]) -> Callable[[list[Message]], bool]:
+    """done() for consume: key(record) of the records read covers expected (checked incrementally)."""
+    seen: set[Any] = set()
     parsed = 0
 
     def done(messages: list[Message]) -> bool:
         nonlocal parsed
-        seen.update(json.loads(m.value())["id"] for m in messages[parsed:])
+        seen.update(key(json.loads(m.value())) for m in messages[parsed:])
         parsed = len(messages)
         return seen >= expected
 
     return done
+
+
+def ids_cover(expected: set[str]) -> Callable[[list[Message]], bool]:
+    """done() for consume: every expected id has been read."""
+    return covers(expected, lambda record: record["id"])
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Message
@@ -20,6 +21,7 @@ from tests.integration.service_harness import (
     articles_as_messages,
     committed,
     consume,
+    covers,
     exactly_once_duplicates,
     ids_cover,
     ids_of,
@@ -172,7 +174,7 @@ def test_sigterm_mid_stream_commits_only_what_was_delivered(
     positions = committed(kafka_bootstrap, service.group, topics.input, 3)
     below = {(p, o) for p, position in positions.items() for o in range(max(position, 0))}
     # Read until the scores cover every committed offset (or 60 s), then 3 s more.
-    scores = consume(kafka_bootstrap, topics.scores, lambda ms: _sources(ms) >= below, 60, settle=3)
+    scores = consume(kafka_bootstrap, topics.scores, covers(below, _source), 60, settle=3)
     scored_offsets = _sources(scores)
     for partition, position in positions.items():
         # Every message below the committed position has its score on the scores topic.
@@ -188,8 +190,12 @@ def test_sigterm_mid_stream_commits_only_what_was_delivered(
     assert set(ids_of(scores)) >= {i for i, _ in valid}
 
 
+def _source(record: dict[str, Any]) -> tuple[int, int]:
+    return record["source"]["partition"], record["source"]["offset"]
+
+
 def _sources(messages: list[Message]) -> set[tuple[int, int]]:
-    return {(s["partition"], s["offset"]) for s in (json.loads(m.value())["source"] for m in messages)}
+    return {_source(json.loads(m.value())) for m in messages}
 
 
 def test_exactly_once_across_sigkill_and_restart(
