@@ -305,7 +305,7 @@ def _view(tally: Tally, total: int) -> Group:
     return Group(Panel(stats, title="wirewatch demo", subtitle=Text(LABELS_NOTE, style="dim")), alerts)
 
 
-def summarize(tally: Tally, feed: list[dict[str, object]]) -> dict[str, object]:
+def summarize(tally: Tally, feed: list[dict[str, object]], rate: float) -> dict[str, object]:
     labels, scores = tally.labeled()
     m = at_threshold(labels, scores, tally.threshold) if len(labels) else None
     unlabeled = [str(r["id"]) for r in feed if r.get("label") is None and str(r["id"]) in tally.scores]
@@ -329,6 +329,7 @@ def summarize(tally: Tally, feed: list[dict[str, object]]) -> dict[str, object]:
             "p99": float(np.percentile(latencies, 99)) if latencies else None,
         },
         "dead_letters": tally.dead_letters,
+        "replay_rate_per_s": rate,
     }
 
 
@@ -360,7 +361,7 @@ def format_summary(summary: dict[str, object], bundle: Path, feed_path: Path) ->
     assert isinstance(latency, dict)
     lines += [
         f"throughput        {summary['throughput_articles_per_s']:.1f} articles/s "
-        f"(replayed at {summary.get('replay_rate_per_s', 0):g}/s)",
+        f"(replayed at {summary['replay_rate_per_s']:g}/s)",
         f"latency           p50 {latency['p50']:.0f} ms, p99 {latency['p99']:.0f} ms",
         f"dead letters      {summary['dead_letters']}",
         f"check the figures: wirewatch evaluate --bundle {bundle} --data {feed_path}",
@@ -429,8 +430,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         if errors:
             raise WirewatchError(errors[0])
         with tally.lock:
-            summary = summarize(tally, feed)
-        summary["replay_rate_per_s"] = rate
+            summary = summarize(tally, feed, rate)
         console.rule("summary")
         console.print(LABELS_NOTE, style="dim")
         console.print(format_summary(summary, bundle_path, feed_path))

@@ -46,7 +46,7 @@ def test_the_view_and_summary_are_drawn_while_outputs_arrive() -> None:
     while not done.is_set() and time.monotonic() < deadline:
         with tally.lock:
             _view(tally, n)
-            summarize(tally, feed)
+            summarize(tally, feed, 50.0)
     thread.join(timeout=60)
     assert len(tally.scores) == n
     assert tally.alert_count == n // 10
