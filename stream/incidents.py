@@ -26,10 +26,10 @@ import numpy.typing as npt
 
 from stream.schemas import Alert, Incident, IncidentAlert, IncidentBest
 
-DEFAULT_THRESHOLD = 0.375
+DEFAULT_THRESHOLD = 0.225
 DEFAULT_WINDOW_HOURS = 24.0
 # The embedding's share of the similarity; the rest is the bag of names (stream.lexical).
-DEFAULT_EMBEDDING_WEIGHT = 0.5
+DEFAULT_EMBEDDING_WEIGHT = 0.2
 STATE_HEADER = "wirewatch-incident-state"
 MAX_ALERT_IDS = 100
 # A published_at this far past the scoring time is wrong, not news from the future.
