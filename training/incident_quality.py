@@ -186,7 +186,7 @@ def key_agreement(data: Dataset, key: Callable[[str], str | None]) -> float:
     same = [keys[x] is not None and keys[x] == keys[y] for x, y in zip(i, j, strict=True)]
     gold = [labels[x] is not None and labels[x] == labels[y] for x, y in zip(i, j, strict=True)]
     together = sum(s and g for s, g in zip(same, gold, strict=True))
-    return round(together / max(1, sum(gold)), 4)
+    return float(round(together / max(1, sum(gold)), 4))
 
 
 def tune(data: Dataset, vectors: npt.NDArray[np.float32]) -> dict[str, tuple[float, float, Scored]]:
