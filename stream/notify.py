@@ -12,6 +12,7 @@ as is; the full record rides along under ``incident`` or ``alert``.
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from pydantic import ValidationError
 
-from stream.errors import SystemicError
+from stream.errors import ConfigError, SystemicError
 from stream.schemas import (
     DETAIL_HEADER,
     ERROR_HEADER,
@@ -53,6 +54,17 @@ class NotifyOptions:
     startup_timeout_s: float = 30.0
     page_url: str | None = None  # link to the live page in the text
     kafka: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A wrong URL would otherwise only show as every record going to the dead-letter topic.
+        url = urllib.parse.urlsplit(self.webhook)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(
+                f"--webhook {self.webhook!r} is not an http(s) URL with a host; "
+                "pass the full address, e.g. https://hooks.slack.com/services/T000/B000/XXXX"
+            )
+        if self.retries < 0:
+            raise ConfigError(f"--retries {self.retries} is negative; pass 0 or more")
 
 
 @dataclass(frozen=True)

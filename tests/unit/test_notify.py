@@ -3,6 +3,9 @@
 import json
 from datetime import UTC, datetime
 
+import pytest
+
+from stream.errors import ConfigError
 from stream.notify import Notice, Notifier, NotifyOptions, Response, notice_for
 from stream.schemas import Incident, IncidentBest
 
@@ -79,3 +82,15 @@ def test_new_incidents_are_posted_updates_only_when_asked() -> None:
     update = notice_for(options.incidents_topic, incident(reports=2).model_dump_json().encode(), with_updates)
     assert update is not None
     assert json.loads(update.body)["text"].startswith("*Incident update* (2 reports")
+
+
+def test_a_webhook_that_is_not_an_http_url_fails_at_startup_saying_what_to_pass() -> None:
+    for bad in ("", "hooks.slack.com/services/T000", "ftp://example.com/hook", "http://"):
+        with pytest.raises(ConfigError, match="not an http\\(s\\) URL with a host"):
+            NotifyOptions(bootstrap_servers="127.0.0.1:9092", webhook=bad)
+    with pytest.raises(ConfigError, match="--retries -1"):
+        NotifyOptions(bootstrap_servers="127.0.0.1:9092", webhook="http://127.0.0.1:9/x", retries=-1)
+    assert (
+        NotifyOptions(bootstrap_servers="b:9092", webhook="https://hooks.slack.com/services/T/B/X").retries
+        == 5
+    )
