@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from stream.settings import ServeSettings
+from wirewatch.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,3 +59,52 @@ def test_image_holds_the_serving_install_only() -> None:
     copied = re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE)
     assert "training" not in copied  # the console script lives in wirewatch/, not training/
     assert {"wirewatch", "stream"} <= set(copied)
+
+
+def _created_topics(script: str) -> dict[str, str]:
+    """Topic -> its --config flags, from the topics service's shell script."""
+    created: dict[str, str] = {}
+    for loop, _ in re.findall(r"for topic in ([^;]+);(.*?)done", script, re.DOTALL):
+        created.update(dict.fromkeys(loop.split(), ""))
+    for topic, config in re.findall(
+        r"--topic (article-[\w-]+) [^\n]*?((?:--config \S+ ?)*)$", script, re.MULTILINE
+    ):
+        created[topic] = config.strip()
+    return created
+
+
+def test_subscriber_services_run_real_commands_on_topics_the_compose_file_creates() -> None:
+    services = _compose()["services"]
+    created = _created_topics(services["topics"]["command"][0])
+    assert created["article-incidents"] == "--config cleanup.policy=compact"  # state, keyed by incident id
+    parser = build_parser(["incidents"])
+    for name in ("incidents", "web", "notify"):
+        service = services[name]
+        assert service["build"] == "."
+        assert service["entrypoint"] == ["wirewatch", name]
+        args = parser.parse_args(
+            [
+                name,
+                *(
+                    a.replace("${WIREWATCH_WEBHOOK:-}", "https://example.com/hook")
+                    for a in service["command"]
+                ),
+            ]
+        )
+        assert service["environment"]["WIREWATCH_BOOTSTRAP_SERVERS"] == "kafka:29092"
+        for topic in (
+            "alerts_topic",
+            "incidents_topic",
+            "incident_alerts_topic",
+            "input_topic",
+            "scores_topic",
+        ):
+            if hasattr(args, topic):
+                assert getattr(args, topic) in created, (name, topic)
+        for path in (getattr(args, "embedder", None), getattr(args, "bundle", None)):
+            if path is not None:
+                assert str(path).startswith("/exports/")
+                assert "./exports:/exports:ro" in service["volumes"]
+    assert created.keys() >= {"article-incident-alerts", "article-notify-dlq"}
+    assert services["notify"]["profiles"] == ["notify"]  # it needs a webhook; off unless asked for
+    assert services["web"]["ports"] == ["8080:8080"]
