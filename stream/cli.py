@@ -140,6 +140,7 @@ def _incidents(args: argparse.Namespace) -> int:
         dlq_topic=args.dlq_topic,
         group_id=args.group_id,
         transactional_id=args.transactional_id,
+        lease_topic=args.lease_topic,
         threshold=args.threshold,
         window_hours=args.window_hours,
         embedding_weight=args.embedding_weight,
@@ -356,7 +357,8 @@ def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentP
             "Read the alerts topic, embed each alert with the embedder (ONNX Runtime), group alerts about "
             "the same event into incidents, and publish each alert with its incident_id and each incident's "
             "state (compacted topic, keyed by incident id) in Kafka transactions. State is rebuilt from the "
-            "incidents topic at startup. Run one per alerts topic: a second one takes over from the first."
+            "incidents topic at startup. Several may run: the one holding the lease (a one-partition topic "
+            "and consumer group) groups, the others stand by and take over when it stops."
         ),
     )
     _common(p)
@@ -385,6 +387,10 @@ def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentP
     )
     p.add_argument(
         "--transactional-id", help="default <group-id>-<alerts topic>: one writer per alerts topic"
+    )
+    p.add_argument(
+        "--lease-topic",
+        help=f"one-partition topic whose holder groups (default <alerts topic>-incidents-lease, here {alerts}-incidents-lease)",
     )
     p.add_argument(
         "--threshold",

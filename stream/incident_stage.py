@@ -10,10 +10,13 @@ incidents topic back to its end, which gives exactly the open incidents as of th
 offsets, and resumes from there.
 
 Where an incident lives: grouping compares an alert with every open incident, whatever
-partition either came from, so one writer holds the open incidents of an alerts topic. The
-transactional id is fixed per alerts topic (``<group>-<alerts topic>``): a second instance's
-``init_transactions`` fences the first, which stops at its next transaction without committing,
-and the second rebuilds the state from the topic. Any number of scorer instances may feed the
+partition either came from, so one stage at a time holds the open incidents of an alerts topic.
+Several instances may run; they elect that one through Kafka: each is a member of one consumer
+group on a one-partition lease topic, and the member assigned its partition groups (sticky, so a
+joining standby does not take it over). A standby takes over when the holder leaves the group or
+its session times out: it claims the transactional id, which is fixed per alerts topic
+(``<group>-<alerts topic>``), so the broker aborts whatever the old holder had open and fences
+it, then rebuilds the state from the incidents topic. Any number of scorer instances may feed the
 alerts topic; alerts are about 1% of articles, so one grouping stage keeps up with many scorers.
 """
 
@@ -56,6 +59,8 @@ from stream.schemas import (
 from stream.topics import TopicSpec, ensure_topics, headers_of, read_table
 
 TXN_TIMEOUT_S = 30.0
+# How long a holder that stopped answering keeps the lease before a standby takes over.
+LEASE_SESSION_TIMEOUT_MS = "10000"
 
 
 class Embeds(Protocol):
@@ -71,6 +76,7 @@ class IncidentOptions:
     dlq_topic: str = "articles-dlq"
     group_id: str = "wirewatch-incidents"
     transactional_id: str | None = None
+    lease_topic: str | None = None
     threshold: float = DEFAULT_THRESHOLD
     window_hours: float = DEFAULT_WINDOW_HOURS
     embedding_weight: float = DEFAULT_EMBEDDING_WEIGHT
@@ -83,6 +89,10 @@ class IncidentOptions:
     @property
     def txn_id(self) -> str:
         return self.transactional_id or f"{self.group_id}-{self.alerts_topic}"
+
+    @property
+    def lease(self) -> str:
+        return self.lease_topic or f"{self.alerts_topic}-incidents-lease"
 
 
 @dataclass
@@ -103,6 +113,10 @@ class IncidentStage:
         self._stop = threading.Event()
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        self._lease: Consumer | None = None
+        self._leased = False  # this instance is assigned the lease topic's partition
+        self.grouping = False  # it claimed the writer's id, rebuilt the state and reads alerts
+        self.standing_by = False  # it joined the lease's group, and another member holds the lease
 
     def stop(self) -> None:
         self._stop.set()
@@ -110,6 +124,7 @@ class IncidentStage:
     # Startup ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Topics, and membership of the lease's group: grouping starts once the lease is ours."""
         o = self.options
         ensure_topics(
             o.bootstrap_servers,
@@ -123,6 +138,39 @@ class IncidentStage:
             o.create_topics,
             o.startup_timeout_s,
         )
+        # The stage's own internal topic, never written to: created when missing, as Kafka Streams
+        # creates its internal topics, so that adding the lease needs no step from the operator.
+        ensure_topics(o.bootstrap_servers, o.kafka, [TopicSpec(o.lease, 1)], True, o.startup_timeout_s)
+        self._lease = Consumer(
+            {
+                "bootstrap.servers": o.bootstrap_servers,
+                "group.id": f"{o.txn_id}-lease",
+                "enable.auto.commit": False,
+                # The holder keeps the lease when a standby joins: no needless handover.
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": LEASE_SESSION_TIMEOUT_MS,
+                **o.kafka,
+            }
+        )
+        self._lease.subscribe(
+            [o.lease], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._leased = True
+        elif not self._leased and not self.standing_by:
+            self.standing_by = True
+            self.log.info("standby: another instance holds the lease", lease_topic=self.options.lease)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._leased = False
+
+    def begin_grouping(self) -> None:
+        """Take over as the one writer: fence any earlier one, rebuild its incidents, read on."""
+        o = self.options
+        self.grouper = Grouper(o.threshold, timedelta(hours=o.window_hours))
         self.claim()
         self.rebuild()
         self._consumer = Consumer(
@@ -136,6 +184,15 @@ class IncidentStage:
             }
         )
         self._consumer.subscribe([o.alerts_topic])
+        self.grouping, self.standing_by = True, False
+        self.log.info("grouping", alerts_topic=o.alerts_topic, transactional_id=o.txn_id)
+
+    def end_grouping(self) -> None:
+        """The lease moved on (between batches): let go of the alerts and the state."""
+        self._close_clients()
+        self.grouper = Grouper(self.options.threshold, timedelta(hours=self.options.window_hours))
+        self.grouping, self.standing_by = False, True
+        self.log.info("standby: the lease went to another instance")
 
     def claim(self) -> None:
         """Become the one writer of this alerts topic's incidents (fences any earlier one)."""
@@ -177,10 +234,19 @@ class IncidentStage:
 
     def run(self, stop_after: Callable[[], bool] = lambda: False) -> None:
         self.start()
-        assert self._consumer is not None
-        self.log.info("started", alerts_topic=self.options.alerts_topic, transactional_id=self.options.txn_id)
+        assert self._lease is not None
+        self.log.info("started; waiting for the lease", lease_topic=self.options.lease)
         try:
             while not self._stop.is_set() and not stop_after():
+                # Rebalance callbacks run inside this poll, so the lease changes hands between batches.
+                self._lease.poll(0 if self.grouping else 0.5)
+                if self._leased and not self.grouping:
+                    self.begin_grouping()
+                elif self.grouping and not self._leased:
+                    self.end_grouping()
+                if not self.grouping:
+                    continue
+                assert self._consumer is not None
                 messages = self._consumer.consume(num_messages=self.options.batch_size, timeout=0.5)
                 ready = []
                 for message in messages:
@@ -328,6 +394,12 @@ class IncidentStage:
             raise SystemicError(f"delivery failed inside a committed transaction: {failures[0]}")
 
     def close(self) -> None:
+        self._close_clients()
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            lease.close()  # leaves the group: a standby gets the lease at once
+
+    def _close_clients(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None

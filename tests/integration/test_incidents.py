@@ -1,7 +1,10 @@
 """The incident stage against the real broker, with a real (tiny) ONNX embedder: group, publish, restart."""
 
 import json
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,7 +17,7 @@ from stream.errors import SystemicError
 from stream.incident_stage import IncidentOptions, IncidentStage
 from stream.incidents import STATE_HEADER
 from stream.schemas import Alert, ModelRef, SourceRef
-from tests.integration.service_harness import SESSION_TIMEOUT, consume, produce
+from tests.integration.service_harness import ROOT, SESSION_TIMEOUT, consume, produce
 
 TIMEOUT = 90.0
 
@@ -196,3 +199,74 @@ def test_a_second_instance_fences_the_first_so_one_writer_holds_the_incidents(
     assert [json.loads(m.value())["id"] for m in grouped] == ["a"], (
         "the fenced instance committed nothing more"
     )
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
+        time.sleep(0.2)
+
+
+def test_a_standby_takes_over_when_the_lease_holder_is_killed_and_groups_on_from_its_state(
+    kafka_bootstrap: str,
+    stage_factory: Callable[[], tuple[IncidentStage, IncidentOptions]],
+    tiny_embedder: Path,
+    tmp_path: Path,
+) -> None:
+    standby, o = stage_factory()
+    log = tmp_path / "holder.log"
+    args = [
+        sys.executable, "-m", "wirewatch", "incidents",
+        "--bootstrap-servers", o.bootstrap_servers,
+        "--embedder", str(tiny_embedder),
+        "--alerts-topic", o.alerts_topic,
+        "--incidents-topic", o.incidents_topic,
+        "--incident-alerts-topic", o.incident_alerts_topic,
+        "--dlq-topic", o.dlq_topic,
+        "--group-id", o.group_id,
+        "--threshold", str(o.threshold),
+        "--log-format", "json",
+        *(a for k, v in o.kafka.items() for a in ("--kafka", f"{k}={v}")),
+    ]  # fmt: skip
+
+    def alerts(*ids: str) -> list[tuple[bytes, bytes, None]]:
+        return [(i.encode(), make_alert(i, "Hostages taken at embassy", f"P{i}"), None) for i in ids]
+
+    def ids_of(messages: list) -> list[str]:  # type: ignore[type-arg]
+        return [json.loads(m.value())["id"] for m in messages]
+
+    with log.open("wb") as handle:
+        holder = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        produce(kafka_bootstrap, o.alerts_topic, alerts("a"))
+        consume(kafka_bootstrap, o.incident_alerts_topic, lambda ms: len(ms) >= 1, TIMEOUT)
+        with Running(standby) as running:
+            _wait(lambda: standby.standing_by, 60, "the second instance joined the lease group as a standby")
+            produce(kafka_bootstrap, o.alerts_topic, alerts("b"))
+            consume(kafka_bootstrap, o.incident_alerts_topic, lambda ms: len(ms) >= 2, TIMEOUT)
+            assert not standby.grouping, f"the holder kept the lease when a standby joined: {log.read_text()}"
+
+            holder.kill()  # no goodbye: the lease moves when its session times out
+            holder.wait(timeout=30)
+            produce(kafka_bootstrap, o.alerts_topic, alerts("c", "d"))
+            grouped = consume(
+                kafka_bootstrap, o.incident_alerts_topic, lambda ms: len(ms) >= 4, TIMEOUT, settle=3
+            )
+            assert standby.grouping, "the standby took over"
+            assert running.error is None
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert sorted(ids_of(grouped)) == ["a", "b", "c", "d"], (
+        "each alert grouped once, none lost in the handover"
+    )
+    incident_ids = {json.loads(m.value())["incident_id"] for m in grouped}
+    assert len(incident_ids) == 1, "the standby rebuilt the incident and the later reports joined it"
+    incidents = consume(
+        kafka_bootstrap,
+        o.incidents_topic,
+        lambda ms: latest_by_key(ms).get(next(iter(incident_ids)), {}).get("reports") == 4,
+        TIMEOUT,
+    )
+    assert latest_by_key(incidents)[next(iter(incident_ids))]["outlets"] == ["Pa", "Pb", "Pc", "Pd"]
