@@ -34,6 +34,7 @@ from stream.records import Incoming, Output
 from stream.schemas import Alert, Contribution, ModelRef, Score, SourceRef
 from stream.scorer import Scorer, Scores
 from stream.settings import ServeSettings
+from stream.text import clean
 from stream.validate import Rejected, Valid, parse
 
 SNIPPET_CHARS = 280
@@ -267,7 +268,7 @@ class BatchProcessor:
         alert = Alert(
             **score.model_dump(),
             title=article.title,
-            snippet=_snippet(item.body),
+            snippet=_snippet(clean(article.text, lower=False)),
             publisher=article.source,
             url=article.url,
             published_at=article.published_at,

@@ -110,7 +110,7 @@ class Alert(Score):
     model_config = ConfigDict(title="Alert")
 
     title: str | None
-    snippet: str = Field(description="The start of the cleaned text")
+    snippet: str = Field(description="The start of the cleaned text, in its own case")
     publisher: str | None
     url: str | None
     published_at: str | None

@@ -86,8 +86,12 @@ def _strip_prefixes(text: str) -> str:
     return text
 
 
-def clean(text: str) -> str:
-    """Normalise one field of an article: the rules in the module docstring, then lower case."""
+def clean(text: str, lower: bool = True) -> str:
+    """Normalise one field of an article: the rules in the module docstring, then lower case.
+
+    ``lower=False`` keeps the case, for text people read and for what needs names (an alert's
+    snippet: incident grouping tells events apart by their capitalized names).
+    """
     text = html.unescape(text)
     text = _BROKEN_ENTITY.sub(lambda m: chr(int(m.group(1))), text)
     text = unicodedata.normalize("NFKC", text)
@@ -102,7 +106,8 @@ def clean(text: str) -> str:
     text = _EMAIL.sub(" [email] ", text)
     text = _PHONE.sub(" [phone] ", text)
     text = _SPECIAL.sub(" ", text)
-    return _SPACE.sub(" ", text).strip().lower()
+    text = _SPACE.sub(" ", text).strip()
+    return text.lower() if lower else text
 
 
 def article_text(title: str | None, text: str) -> str:

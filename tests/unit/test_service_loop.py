@@ -52,6 +52,17 @@ def test_every_article_scored_alerts_match_and_offsets_committed() -> None:
     )
 
 
+def test_an_alerts_snippet_keeps_the_articles_case_so_incidents_can_tell_names_apart() -> None:
+    # The model reads lower-cased text; grouping alerts into incidents needs the names.
+    cluster = FakeCluster()
+    text = "A  bomb attack in Kabul killed twelve, AFP reported. &amp; More followed."
+    cluster.feed([json.dumps({"id": "a0", "text": text}).encode()])
+    h = harness(cluster).start()
+    h.steps(lambda: _committed(cluster) == 1)
+    (alert,) = h.outputs(ALERTS)
+    assert alert.json()["snippet"] == "A bomb attack in Kabul killed twelve, AFP reported. & More followed."
+
+
 def test_one_article_failing_to_score_is_dead_lettered_and_the_stream_goes_on() -> None:
     cluster = FakeCluster()
     cluster.feed([article(i, "poison text" if i == 2 else "budget talks") for i in range(8)])
