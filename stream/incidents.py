@@ -75,6 +75,18 @@ def _unit(vector: Vector) -> Vector:
     return out
 
 
+def _at_most_unit(vector: Vector) -> Vector:
+    """Longer vectors are scaled to unit length; shorter ones stay short.
+
+    A text without names has only the embedding's share of a grouping vector
+    (stream.lexical.combine), so its similarities are scaled down by that share. Made unit, it
+    would be compared by its embedding alone at a threshold chosen for embedding and names
+    together, and merge unrelated events (a feed in lower case has no names).
+    """
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 1.0 else vector
+
+
 @dataclass
 class Group:
     """An open incident: its public record and the vectors that decide who joins it."""
@@ -145,7 +157,7 @@ class Grouper:
         return candidates[best], float(sims[best])
 
     def assign(self, alert: Alert, vector: Vector, now: datetime | None = None) -> Assignment:
-        vector = _unit(np.asarray(vector, dtype=np.float32))
+        vector = _at_most_unit(np.asarray(vector, dtype=np.float32))
         when = event_time(alert)
         group, similarity = self.best_match(vector, when)
         stamp = now or datetime.now(UTC)

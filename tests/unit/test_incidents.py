@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from stream.drift import MIN_SCORES, PSI_THRESHOLD, DriftWindow, psi, reference_from_scores
-from stream.incidents import Group, Grouper, event_time, incident_id
+from stream.incidents import DEFAULT_EMBEDDING_WEIGHT, Group, Grouper, event_time, incident_id
+from stream.lexical import combine
 from stream.schemas import Alert, Contribution, ModelRef, SourceRef
 from stream.web import highlight
 from training.incident_quality import candidate_pairs, pairwise
@@ -60,6 +61,23 @@ def test_similar_alerts_join_one_incident_and_dissimilar_ones_open_another() -> 
     assert record.best.explanation is not None
     assert record.best.explanation[0].sentence == "sentence of b"
     assert record.alert_ids == ["a", "b"]
+
+
+def test_alerts_without_names_are_not_grouped_by_their_embedding_at_the_names_threshold() -> None:
+    # Reports in lower case have no names: their vectors are the embedding's share alone.
+    def lower_case(*embeddings: np.ndarray) -> np.ndarray:
+        no_names = np.zeros((len(embeddings), 3), dtype=np.float32)
+        return combine(np.stack(embeddings), no_names, DEFAULT_EMBEDDING_WEIGHT)
+
+    grouper = Grouper()
+    kabul, other, kabul_again = lower_case(unit(1, 0, 0), unit(0.45, 0.893, 0), unit(0.95, 0.312, 0))
+    a = grouper.assign(alert("a"), kabul)
+    # Two attacks that read alike (cosine 0.45, far above the threshold 0.225) stay apart...
+    b = grouper.assign(alert("b", at=T0 + timedelta(minutes=5)), other)
+    assert b.opened, f"joined at similarity {b.alert.similarity}"
+    # ...and a near-duplicate report (cosine 0.95) still joins.
+    c = grouper.assign(alert("c", at=T0 + timedelta(minutes=6)), kabul_again)
+    assert c.group is a.group
 
 
 def test_the_window_is_event_time_and_closes_incidents() -> None:
