@@ -283,7 +283,7 @@ class IncidentStage:
         openings: list[tuple[Group, bytes, bytes]] = []  # each new incident as it opened
         for k, (message, alert) in enumerate(alerts):
             assert vectors is not None
-            assignment = self.grouper.assign(alert, vectors[k])
+            assignment = self.grouper.assign(alert, vectors[k], partition=int(message.partition() or 0))
             grouped.append((message, assignment.alert))
             outcome.opened += int(assignment.opened)
             outcome.joined += int(not assignment.opened)

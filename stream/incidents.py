@@ -131,17 +131,30 @@ class Grouper:
     threshold: float = DEFAULT_THRESHOLD
     window: timedelta = field(default_factory=lambda: timedelta(hours=DEFAULT_WINDOW_HOURS))
     groups: dict[str, Group] = field(default_factory=dict)
-    watermark: datetime | None = None
+    # The newest event time seen per input partition, and the newest of the incidents restored.
+    newest: dict[int, datetime] = field(default_factory=dict)
+    restored: datetime | None = None
+
+    @property
+    def watermark(self) -> datetime | None:
+        """How far event time has got on every input partition: the slowest one's newest alert.
+
+        A backlog is not read evenly across partitions; with the newest alert of any partition
+        as the clock, a partition read ahead would close incidents that another's alerts, read
+        later, belong to.
+        """
+        return min(self.newest.values()) if self.newest else self.restored
 
     def restore(self, group: Group) -> None:
         """An incident read back from the topic; closed ones stay closed."""
         if group.record.status == "open":
             self.groups[group.record.id] = group
-            self._advance(group.record.last_seen)
+            if self.restored is None or group.record.last_seen > self.restored:
+                self.restored = group.record.last_seen
 
-    def _advance(self, when: datetime) -> None:
-        if self.watermark is None or when > self.watermark:
-            self.watermark = when
+    def _advance(self, partition: int, when: datetime) -> None:
+        if partition not in self.newest or when > self.newest[partition]:
+            self.newest[partition] = when
 
     def best_match(self, vector: Vector, when: datetime) -> tuple[Group | None, float]:
         candidates = [
@@ -156,7 +169,10 @@ class Grouper:
         best = int(np.argmax(sims))
         return candidates[best], float(sims[best])
 
-    def assign(self, alert: Alert, vector: Vector, now: datetime | None = None) -> Assignment:
+    def assign(
+        self, alert: Alert, vector: Vector, now: datetime | None = None, partition: int = 0
+    ) -> Assignment:
+        """Group one alert; ``partition`` is the input partition it was read from."""
         vector = _at_most_unit(np.asarray(vector, dtype=np.float32))
         when = event_time(alert)
         group, similarity = self.best_match(vector, when)
@@ -167,7 +183,7 @@ class Grouper:
         else:
             self._join(group, alert, vector, when, stamp)
             opened, joined_similarity = False, round(similarity, 4)
-        self._advance(when)
+        self._advance(partition, when)
         grouped = IncidentAlert(
             **alert.model_dump(), incident_id=group.record.id, similarity=joined_similarity
         )
@@ -208,10 +224,16 @@ class Grouper:
         group.changed = True
 
     def expire(self, now: datetime | None = None) -> list[Group]:
-        """Close the incidents no report has joined for a window, by event time; returns them."""
+        """Close the incidents no report has joined for two windows, by event time; returns them.
+
+        A report joins only within one window of an incident's reports; the second window is
+        for reports that arrive late: the scorer's parallel batches, and backlogs, do not keep
+        event time in order, and a closed incident can no longer be joined.
+        """
         if self.watermark is None:
             return []
-        closed = [g for g in self.groups.values() if g.record.last_seen + self.window < self.watermark]
+        horizon = self.watermark - 2 * self.window
+        closed = [g for g in self.groups.values() if g.record.last_seen < horizon]
         for group in closed:
             del self.groups[group.record.id]
             group.record.status = "closed"

@@ -85,10 +85,26 @@ def test_the_window_is_event_time_and_closes_incidents() -> None:
     grouper.assign(alert("a", at=T0), unit(1, 0))
     late = grouper.assign(alert("b", at=T0 + timedelta(hours=3)), unit(1, 0))
     assert late.opened, "same vector, but three hours after the last report of a two-hour window"
+    assert grouper.expire() == [], "open for a second window, for reports that arrive late"
+    early = grouper.assign(alert("c", at=T0 + timedelta(hours=1)), unit(1, 0))
+    assert early.group.record.id == incident_id("a"), "read after b, but within a's window"
+    grouper.assign(alert("d", at=T0 + timedelta(hours=5, minutes=1)), unit(0, 1))
     closed = grouper.expire()
     assert [g.record.id for g in closed] == [incident_id("a")]
     assert closed[0].record.status == "closed"
-    assert set(grouper.groups) == {incident_id("b")}
+    assert set(grouper.groups) == {incident_id("b"), incident_id("d")}
+
+
+def test_a_partition_read_ahead_does_not_close_incidents_a_slower_partitions_alerts_join() -> None:
+    # A backlog: partition 1 is read a day ahead of partition 0.
+    grouper = Grouper(threshold=0.5, window=timedelta(hours=2))
+    first = grouper.assign(alert("a", at=T0), unit(1, 0), partition=0)
+    grouper.assign(alert("z", at=T0 + timedelta(days=1)), unit(0, 1), partition=1)
+    assert grouper.expire() == [], "partition 0 has not got past the first report's window"
+    follow_up = grouper.assign(alert("b", at=T0 + timedelta(hours=1)), unit(1, 0), partition=0)
+    assert follow_up.group is first.group
+    grouper.assign(alert("y", at=T0 + timedelta(days=1)), unit(0, 1), partition=0)
+    assert [g.record.id for g in grouper.expire()] == [incident_id("a")], "both partitions are past it now"
 
 
 def test_representative_title_is_the_report_closest_to_the_centroid() -> None:
