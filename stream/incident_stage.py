@@ -59,6 +59,9 @@ from stream.schemas import (
 from stream.topics import TopicSpec, ensure_topics, headers_of, read_table
 
 TXN_TIMEOUT_S = 30.0
+# An alerts partition that gave no alert for this long is caught up (or idle): it no longer
+# holds back the event time that closes incidents (Grouper.watermark).
+READING_S = 30.0
 # How long a holder that stopped answering keeps the lease before a standby takes over.
 LEASE_SESSION_TIMEOUT_MS = "10000"
 
@@ -117,6 +120,7 @@ class IncidentStage:
         self._leased = False  # this instance is assigned the lease topic's partition
         self.grouping = False  # it claimed the writer's id, rebuilt the state and reads alerts
         self.standing_by = False  # it joined the lease's group, and another member holds the lease
+        self._heard: dict[int, float] = {}  # alerts partition -> when it last gave an alert (monotonic)
 
     def stop(self) -> None:
         self._stop.set()
@@ -183,7 +187,10 @@ class IncidentStage:
                 **o.kafka,
             }
         )
-        self._consumer.subscribe([o.alerts_topic])
+        self._heard = {}
+        self._consumer.subscribe(
+            [o.alerts_topic], on_assign=self._on_alerts_assign, on_revoke=self._on_alerts_revoke
+        )
         self.grouping, self.standing_by = True, False
         self.log.info("grouping", alerts_topic=o.alerts_topic, transactional_id=o.txn_id)
 
@@ -281,6 +288,8 @@ class IncidentStage:
         embed_s = time.perf_counter() - started
         grouped = []
         openings: list[tuple[Group, bytes, bytes]] = []  # each new incident as it opened
+        for message in messages:
+            self._heard[int(message.partition() or 0)] = time.monotonic()
         for k, (message, alert) in enumerate(alerts):
             assert vectors is not None
             assignment = self.grouper.assign(alert, vectors[k], partition=int(message.partition() or 0))
@@ -290,7 +299,7 @@ class IncidentStage:
             if assignment.opened:
                 g = assignment.group
                 openings.append((g, g.record.model_dump_json().encode(), g.state_header()))
-        closed = self.grouper.expire()
+        closed = self.grouper.expire(reading=self._reading())
         changed = self.grouper.changed() + closed
         outcome.alerts, outcome.closed, outcome.dead_letters = len(alerts), len(closed), len(dead)
         # An incident that opened and grew (or closed) within this batch is published as it
@@ -312,6 +321,18 @@ class IncidentStage:
             embed_ms=round(embed_s * 1000, 1),
         )
         return outcome
+
+    def _reading(self) -> set[int]:
+        """Assigned alerts partitions that gave an alert, or were assigned, within READING_S."""
+        now = time.monotonic()
+        return {p for p, heard in self._heard.items() if now - heard < READING_S}
+
+    def _on_alerts_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._heard.update((tp.partition, time.monotonic()) for tp in partitions)
+
+    def _on_alerts_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._heard.pop(tp.partition, None)
 
     def _publish(
         self,

@@ -17,7 +17,7 @@ rebuilds every open incident from that compacted topic after a restart.
 import base64
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -135,15 +135,20 @@ class Grouper:
     newest: dict[int, datetime] = field(default_factory=dict)
     restored: datetime | None = None
 
-    @property
-    def watermark(self) -> datetime | None:
-        """How far event time has got on every input partition: the slowest one's newest alert.
+    def watermark(self, reading: Collection[int] = ()) -> datetime | None:
+        """How far event time has got: the newest alert, held back by the partitions being read.
 
-        A backlog is not read evenly across partitions; with the newest alert of any partition
-        as the clock, a partition read ahead would close incidents that another's alerts, read
-        later, belong to.
+        ``reading`` are the input partitions still giving alerts (or just assigned). A backlog is
+        not read evenly across partitions: one read ahead would otherwise close incidents whose
+        reports are still waiting in another. Until such a partition has given an alert, its
+        progress is unknown, and nothing closes.
         """
-        return min(self.newest.values()) if self.newest else self.restored
+        if any(p not in self.newest for p in reading):
+            return None
+        seen = [*self.newest.values(), *([self.restored] if self.restored else [])]
+        if not seen:
+            return None
+        return min([max(seen), *(self.newest[p] for p in reading)])
 
     def restore(self, group: Group) -> None:
         """An incident read back from the topic; closed ones stay closed."""
@@ -223,16 +228,17 @@ class Grouper:
         r.updated_at = now
         group.changed = True
 
-    def expire(self, now: datetime | None = None) -> list[Group]:
+    def expire(self, now: datetime | None = None, reading: Collection[int] = ()) -> list[Group]:
         """Close the incidents no report has joined for two windows, by event time; returns them.
 
         A report joins only within one window of an incident's reports; the second window is
         for reports that arrive late: the scorer's parallel batches, and backlogs, do not keep
         event time in order, and a closed incident can no longer be joined.
         """
-        if self.watermark is None:
+        watermark = self.watermark(reading)
+        if watermark is None:
             return []
-        horizon = self.watermark - 2 * self.window
+        horizon = watermark - 2 * self.window
         closed = [g for g in self.groups.values() if g.record.last_seen < horizon]
         for group in closed:
             del self.groups[group.record.id]

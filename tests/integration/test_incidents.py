@@ -106,7 +106,7 @@ def test_alerts_are_grouped_published_with_their_incident_and_rebuilt_after_a_re
 ) -> None:
     stage, o = stage_factory()
     storm = [
-        make_alert(f"s{i}", "Car bomb kills twelve at police station", p)
+        make_alert(f"s{i}", "Car bomb kills twelve at Kabul police station", p)
         for i, p in enumerate(["AP", "Reuters", "BBC"])
     ]
     produce(
@@ -140,7 +140,7 @@ def test_alerts_are_grouped_published_with_their_incident_and_rebuilt_after_a_re
     record = latest_by_key(incidents)[storm_id]
     assert record["status"] == "open"
     assert record["outlets"] == ["AP", "BBC", "Reuters"]
-    assert record["title"] == "Car bomb kills twelve at police station"
+    assert record["title"] == "Car bomb kills twelve at Kabul police station"
     assert all(STATE_HEADER in dict(m.headers() or []) for m in incidents)
 
     # A new instance (the old one is gone) reads the incidents back and goes on where it stopped.
@@ -148,7 +148,7 @@ def test_alerts_are_grouped_published_with_their_incident_and_rebuilt_after_a_re
     produce(
         kafka_bootstrap,
         o.alerts_topic,
-        [(b"s3", make_alert("s3", "Car bomb kills twelve at police station", "CNN"), None)],
+        [(b"s3", make_alert("s3", "Car bomb kills twelve at Kabul police station", "CNN"), None)],
     )
     with Running(restarted) as running:
         grouped = consume(kafka_bootstrap, o.incident_alerts_topic, lambda ms: len(ms) >= 5, TIMEOUT)
@@ -176,7 +176,7 @@ def test_a_second_instance_fences_the_first_so_one_writer_holds_the_incidents(
         produce(
             kafka_bootstrap,
             o.alerts_topic,
-            [(b"a", make_alert("a", "Hostages taken at embassy", "AP"), None)],
+            [(b"a", make_alert("a", "Hostages taken at Kabul embassy", "AP"), None)],
         )
         consume(kafka_bootstrap, o.incident_alerts_topic, lambda ms: len(ms) >= 1, TIMEOUT)
         second.claim()  # init_transactions with the same transactional id: the first is fenced
@@ -185,7 +185,7 @@ def test_a_second_instance_fences_the_first_so_one_writer_holds_the_incidents(
                 kafka_bootstrap,
                 o.alerts_topic,
                 [
-                    (key, make_alert(key.decode(), "Hostages taken at embassy", "BBC"), None)
+                    (key, make_alert(key.decode(), "Hostages taken at Kabul embassy", "BBC"), None)
                     for key in (b"b", b"c", b"d")
                 ],
             )
@@ -231,7 +231,7 @@ def test_a_standby_takes_over_when_the_lease_holder_is_killed_and_groups_on_from
     ]  # fmt: skip
 
     def alerts(*ids: str) -> list[tuple[bytes, bytes, None]]:
-        return [(i.encode(), make_alert(i, "Hostages taken at embassy", f"P{i}"), None) for i in ids]
+        return [(i.encode(), make_alert(i, "Hostages taken at Kabul embassy", f"P{i}"), None) for i in ids]
 
     def ids_of(messages: list) -> list[str]:  # type: ignore[type-arg]
         return [json.loads(m.value())["id"] for m in messages]

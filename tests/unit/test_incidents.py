@@ -10,7 +10,7 @@ from stream.drift import MIN_SCORES, PSI_THRESHOLD, DriftWindow, psi, reference_
 from stream.incidents import DEFAULT_EMBEDDING_WEIGHT, Group, Grouper, event_time, incident_id
 from stream.lexical import combine
 from stream.schemas import Alert, Contribution, ModelRef, SourceRef
-from stream.web import highlight
+from stream.web import highlight, input_lag
 from training.incident_quality import candidate_pairs, pairwise
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -96,15 +96,16 @@ def test_the_window_is_event_time_and_closes_incidents() -> None:
 
 
 def test_a_partition_read_ahead_does_not_close_incidents_a_slower_partitions_alerts_join() -> None:
-    # A backlog: partition 1 is read a day ahead of partition 0.
+    # A backlog: partition 1 is read a day ahead of partition 0, which is still being read.
     grouper = Grouper(threshold=0.5, window=timedelta(hours=2))
     first = grouper.assign(alert("a", at=T0), unit(1, 0), partition=0)
     grouper.assign(alert("z", at=T0 + timedelta(days=1)), unit(0, 1), partition=1)
-    assert grouper.expire() == [], "partition 0 has not got past the first report's window"
+    assert grouper.expire(reading={0, 1}) == [], "partition 0 has not got past the first report's window"
+    assert grouper.expire(reading={0, 1, 2}) == [], "partition 2 has given nothing yet: its time is unknown"
     follow_up = grouper.assign(alert("b", at=T0 + timedelta(hours=1)), unit(1, 0), partition=0)
     assert follow_up.group is first.group
-    grouper.assign(alert("y", at=T0 + timedelta(days=1)), unit(0, 1), partition=0)
-    assert [g.record.id for g in grouper.expire()] == [incident_id("a")], "both partitions are past it now"
+    # Partition 0 caught up (no longer read): the newest alert is the clock again.
+    assert [g.record.id for g in grouper.expire(reading={1})] == [incident_id("a")]
 
 
 def test_representative_title_is_the_report_closest_to_the_centroid() -> None:
@@ -331,3 +332,9 @@ def test_the_page_counts_throughput_from_live_scores_not_the_hour_read_back() ->
         hub.score(alert(f"new{k}"), now)
     hub.refresh(lag=0)
     assert hub.stats["throughput_per_s"] == 0.5
+
+
+def test_lag_is_unknown_rather_than_negative_when_the_broker_reports_an_end_before_the_commit() -> None:
+    assert input_lag([(10, 0, 25), (-1001, 5, 9)]) == 15 + 4  # no commit yet: from the start
+    assert input_lag([(10, 0, 25), (40, 0, 1)]) is None  # the embedded broker's ListOffsets
+    assert input_lag([]) == 0
