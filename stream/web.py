@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -269,15 +269,30 @@ class Follower:
         topic = self.options.input_topic
         try:
             partitions = [TopicPartition(topic, p) for p in self._partitions(topic)]
-            total = 0
+            positions = []
             for tp in self.committed.committed(partitions, timeout=5):
                 low, high = self.committed.get_watermark_offsets(
                     TopicPartition(topic, tp.partition), timeout=5
                 )
-                total += high - (tp.offset if tp.offset >= 0 else low)
-            return total
+                positions.append((tp.offset, low, high))
+            return input_lag(positions)
         except Exception:  # lag is informative only; the page shows "unknown"
             return None
+
+
+def input_lag(positions: Iterable[tuple[int, int, int]]) -> int | None:
+    """Messages not committed yet, from (committed, low, high) per partition; None when unknown.
+
+    An end before the committed offset is a broker reporting ends wrongly (the embedded broker's
+    ListOffsets does, see stream.devtools.broker): unknown is shown rather than a negative lag.
+    """
+    total = 0
+    for committed, low, high in positions:
+        start = committed if committed >= 0 else low
+        if high < start:
+            return None
+        total += high - start
+    return total
 
 
 def page() -> bytes:
