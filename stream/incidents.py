@@ -4,8 +4,8 @@ An alert's vector is its embedding beside a bag of the names in it (stream.lexic
 open incident whose centroid (the normalized mean of its reports' vectors) is most similar, when that cosine similarity reaches
 ``threshold`` and the alert is within ``window`` of the incident's reports; otherwise it opens a
 new incident. Time is event time (when the article was published, else when it was scored), and
-an incident closes once the newest alert seen is more than ``window`` past its last report, so
-replays group as live traffic did. The defaults (threshold, window, the embedding's weight) were
+an incident closes once event time (``Grouper.watermark``) is two windows past its last report,
+so replays group as live traffic did. The defaults (threshold, window, the embedding's weight) were
 chosen on Wikipedia current-events items of 2015-2016 and measured once on 2017-2018
 (`python -m training.incident_quality`, README "How well it groups").
 
