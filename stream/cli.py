@@ -111,7 +111,7 @@ def _tail(args: argparse.Namespace) -> int:
 
     _devtool("tail").tail(
         args.bootstrap_servers,
-        args.topic or _setting_default("alerts_topic"),
+        args.topic or ("article-incident-alerts" if args.incidents else _setting_default("alerts_topic")),
         as_json=args.json,
         from_beginning=args.from_beginning,
         limit=args.limit,
@@ -267,6 +267,11 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument(
         "--topic",
         help=f"topic to follow (default {topic}; with --stats {_setting_default('scores_topic')})",
+    )
+    p.add_argument(
+        "--incidents",
+        action="store_true",
+        help="follow the alerts with their incident instead (article-incident-alerts, written by `wirewatch incidents`)",
     )
     p.add_argument("--json", action="store_true", help="print raw JSON, one message per line")
     p.add_argument(

@@ -21,6 +21,10 @@ def format_alert(record: dict[str, object]) -> str:
     head = f"{score:.3f}  {title}" if isinstance(score, float) else f"{title}"
     lines = [head]
     meta = [str(record[k]) for k in ("publisher", "published_at", "url") if record.get(k)]
+    if record.get("incident_id"):
+        similarity = record.get("similarity")
+        joined = f"joined at {similarity:.2f}" if isinstance(similarity, float) else "new"
+        meta.insert(0, f"incident {record['incident_id']} ({joined})")
     if meta:
         lines.append("       " + " | ".join(meta))
     if record.get("snippet"):

@@ -338,3 +338,13 @@ def test_lag_is_unknown_rather_than_negative_when_the_broker_reports_an_end_befo
     assert input_lag([(10, 0, 25), (-1001, 5, 9)]) == 15 + 4  # no commit yet: from the start
     assert input_lag([(10, 0, 25), (40, 0, 1)]) is None  # the embedded broker's ListOffsets
     assert input_lag([]) == 0
+
+
+def test_tail_shows_the_incident_an_alert_joined_or_opened() -> None:
+    from stream.devtools.tail import format_alert
+
+    joined = {"id": "rt-1", "score": 0.95, "title": "Kabul blast", "publisher": "RT"}
+    joined |= {"incident_id": "inc-1", "similarity": 0.83}
+    assert "incident inc-1 (joined at 0.83) | RT" in format_alert(joined)
+    assert "incident inc-2 (new)" in format_alert({**joined, "incident_id": "inc-2", "similarity": None})
+    assert "incident" not in format_alert({"id": "ap-1", "score": 0.9, "title": "Kabul blast"})
