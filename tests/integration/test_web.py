@@ -68,6 +68,11 @@ ARTICLES = {
         "An explosive device went off on a crowded platform, injuring fourteen passengers. "
         "Police evacuated the station and closed the line.",
     ),
+    "dw-4": (
+        "Gunmen attack border checkpoint overnight",
+        "Gunmen attacked a border checkpoint overnight, killing two guards, the interior ministry said. "
+        "The attackers fled across the river before dawn.",
+    ),
 }
 
 
@@ -219,6 +224,8 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
         grouped_alert("bbc-1", 2, "inc-kabul", 0.91, t["input"], now - timedelta(minutes=12)),
     ]
     hostages = [grouped_alert("afp-2", 3, "inc-embassy", 0.88, t["input"], now - timedelta(minutes=8))]
+    # An incident whose alerts are older than the hour the page reads: only its record is there.
+    older = incident_of([grouped_alert("dw-4", 5, "inc-older", 0.77, t["input"], now - timedelta(hours=3))])
     produce(
         kafka_bootstrap,
         t["incident_alerts"],
@@ -229,7 +236,7 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
         t["incidents"],
         [
             (i.id.encode(), i.model_dump_json().encode(), None)
-            for i in (incident_of(storm), incident_of(hostages))
+            for i in (incident_of(storm), incident_of(hostages), older)
         ],
     )
 
@@ -254,6 +261,8 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
             card = page.locator('[data-incident-id="inc-kabul"]')
             assert "3 reports" in card.inner_text()
             assert "AP, BBC, RT" in card.inner_text()
+            page.wait_for_selector('[data-incident-id="inc-older"] [data-alert-id="dw-4"]', timeout=60_000)
+            assert "best report" in page.locator('[data-incident-id="inc-older"]').inner_text()
 
             # Live: an alert produced now, with its incident, shows up without a reload.
             live = grouped_alert("live-3", 4, "inc-rail", 0.93, t["input"], datetime.now(UTC))
@@ -274,6 +283,7 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
             )
             assert page.locator("#hist rect").count() > 20, "the histogram (live and reference) was drawn"
             assert page.locator("#k-alerts").inner_text() == "4"
+            assert page.locator("#k-incidents").inner_text() == "4", "kabul, embassy, rail and the older one"
             assert page.locator("#rate rect").count() >= 1, "the alert rate was drawn"
             page.screenshot(path=str(shot), full_page=True)
         finally:
