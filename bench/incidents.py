@@ -34,13 +34,18 @@ sys.path.insert(0, str(ROOT))
 
 from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
 from stream.embedder import Embedder  # noqa: E402
-from stream.incidents import DEFAULT_EMBEDDING_WEIGHT, DEFAULT_THRESHOLD, Grouper, incident_text  # noqa: E402
+from stream.incidents import (  # noqa: E402
+    DEFAULT_EMBEDDING_WEIGHT,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW_HOURS,
+    incident_text,
+)
 from stream.lexical import combine, name_vectors  # noqa: E402
 from stream.observability import wait_ready  # noqa: E402
 from stream.schemas import Alert  # noqa: E402
 from stream.topics import TopicSpec, ensure_topics  # noqa: E402
 from training.corpora import load_current_events  # noqa: E402
-from training.incident_quality import ATTACKS, EVENT_HEADERS, Dataset, event_headers_of  # noqa: E402
+from training.incident_quality import ATTACKS, EVENT_HEADERS, Dataset, event_headers_of, group  # noqa: E402
 
 SESSION = {"session.timeout.ms": "6000"}
 
@@ -172,11 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     texts = [incident_text(a) for a in ordered]
     vectors = combine(Embedder(args.embedder).embed(texts), name_vectors(texts), DEFAULT_EMBEDDING_WEIGHT)
-    grouper = Grouper(threshold=DEFAULT_THRESHOLD)
-    offline = {}
-    for alert, vector in zip(ordered, vectors, strict=True):
-        offline[alert.id] = grouper.assign(alert, vector).alert.incident_id
-        grouper.expire()
+    in_order = group(ordered, vectors, DEFAULT_THRESHOLD, DEFAULT_WINDOW_HOURS)
+    offline = {a.id: incident for a, incident in zip(ordered, in_order, strict=True)}
 
     events = event_headers_of(items)
     scopes = {
