@@ -17,7 +17,7 @@ from stream.errors import SystemicError
 from stream.incident_stage import IncidentOptions, IncidentStage
 from stream.incidents import STATE_HEADER
 from stream.schemas import Alert, ModelRef, SourceRef
-from tests.integration.service_harness import ROOT, SESSION_TIMEOUT, consume, produce
+from tests.integration.service_harness import ROOT, SESSION_TIMEOUT, consume, ids_of, produce
 
 TIMEOUT = 90.0
 
@@ -232,9 +232,6 @@ def test_a_standby_takes_over_when_the_lease_holder_is_killed_and_groups_on_from
 
     def alerts(*ids: str) -> list[tuple[bytes, bytes, None]]:
         return [(i.encode(), make_alert(i, "Hostages taken at Kabul embassy", f"P{i}"), None) for i in ids]
-
-    def ids_of(messages: list) -> list[str]:  # type: ignore[type-arg]
-        return [json.loads(m.value())["id"] for m in messages]
 
     with log.open("wb") as handle:
         holder = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
