@@ -205,6 +205,16 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
     return {tp.partition: tp.offset for tp in offsets}
 
 
+def until(condition: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:
+    """Whether condition() came true within timeout, polled every ``every`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
+
+
 def ids_of(messages: list[Message]) -> list[str]:
     return [json.loads(m.value())["id"] for m in messages]
 

@@ -32,6 +32,7 @@ from tests.integration.service_harness import (
     consume,
     exactly_once_duplicates,
     ids_cover,
+    until,
 )
 
 FEED_RATE = 150.0  # messages per second, so that kills and freezes land mid-stream
@@ -53,15 +54,6 @@ def _feed(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def _until(condition: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return condition()
 
 
 def _scored_at_least(bootstrap: str, topic: str, n: int, timeout: float = 90) -> bool:
@@ -347,11 +339,11 @@ def test_hot_reload_mid_stream_swaps_a_good_bundle_refuses_a_corrupt_one_and_sha
     third = len(valid) // 3
     assert _scored_at_least(kafka_bootstrap, topics.scores, third)
     _flip(current, v2)
-    assert _until(lambda: "bundle swapped in" in process.log(), 30), process.log()[-3000:]
+    assert until(lambda: "bundle swapped in" in process.log(), 30), process.log()[-3000:]
     _flip(current, broken)
-    assert _until(lambda: "bundle refused" in process.log(), 30), process.log()[-3000:]
+    assert until(lambda: "bundle refused" in process.log(), 30), process.log()[-3000:]
     process.signal(signal.SIGHUP)  # a forced attempt at the same corrupt bundle: refused again
-    assert _until(lambda: process.log().count("bundle refused") >= 2, 30)
+    assert until(lambda: process.log().count("bundle refused") >= 2, 30)
     feeder.join(timeout=120)
     expected = {i for i, _ in valid}
     scores = _wait_scored(kafka_bootstrap, topics.scores, expected, 120)

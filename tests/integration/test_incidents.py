@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from stream.errors import SystemicError
 from stream.incident_stage import IncidentOptions, IncidentStage
 from stream.incidents import STATE_HEADER
 from stream.schemas import Alert, ModelRef, SourceRef
-from tests.integration.service_harness import ROOT, SESSION_TIMEOUT, consume, ids_of, produce
+from tests.integration.service_harness import ROOT, SESSION_TIMEOUT, consume, ids_of, produce, until
 
 TIMEOUT = 90.0
 
@@ -201,13 +200,6 @@ def test_a_second_instance_fences_the_first_so_one_writer_holds_the_incidents(
     )
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
-        time.sleep(0.2)
-
-
 def test_a_standby_takes_over_when_the_lease_holder_is_killed_and_groups_on_from_its_state(
     kafka_bootstrap: str,
     stage_factory: Callable[[], tuple[IncidentStage, IncidentOptions]],
@@ -239,7 +231,9 @@ def test_a_standby_takes_over_when_the_lease_holder_is_killed_and_groups_on_from
         produce(kafka_bootstrap, o.alerts_topic, alerts("a"))
         consume(kafka_bootstrap, o.incident_alerts_topic, lambda ms: len(ms) >= 1, TIMEOUT)
         with Running(standby) as running:
-            _wait(lambda: standby.standing_by, 60, "the second instance joined the lease group as a standby")
+            assert until(lambda: standby.standing_by, 60, every=0.2), (
+                "the second instance joined as a standby"
+            )
             produce(kafka_bootstrap, o.alerts_topic, alerts("b"))
             consume(kafka_bootstrap, o.incident_alerts_topic, lambda ms: len(ms) >= 2, TIMEOUT)
             assert not standby.grouping, f"the holder kept the lease when a standby joined: {log.read_text()}"
