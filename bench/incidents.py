@@ -84,9 +84,12 @@ def read_all(
     return records
 
 
-def pairs(dataset: Dataset, incident_of: dict[str, str]) -> dict[str, Any]:
-    scored = dataset.score([incident_of[a.id] for a in dataset.articles])[EVENT_HEADERS]
-    return scored.__dict__
+def pairs(dataset: Dataset, groupings: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Per grouping (alert id -> incident id): pairwise scores on the dataset's alerts."""
+    out: dict[str, Any] = {"alerts": len(dataset.articles)}
+    for name, incident_of in groupings.items():
+        out[name] = dataset.score([incident_of[a.id] for a in dataset.articles])[EVENT_HEADERS].__dict__
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,11 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         "incidents_with_two_or_more_reports": sum(1 for n in sizes.values() if n > 1),
         "largest": [{"reports": n, "first_report": titles.get(i, "")} for i, n in sizes.most_common(5)],
         "same_incident_pairs": {
-            scope: {
-                "alerts": len(ids),
-                "live": pairs(Dataset.of([by_id[i] for i in ids], events), live),
-                "offline_in_order": pairs(Dataset.of([by_id[i] for i in ids], events), offline),
-            }
+            scope: pairs(
+                Dataset.of([by_id[i] for i in ids], events), {"live": live, "offline_in_order": offline}
+            )
             for scope, ids in scopes.items()
         },
         "truth": f"{EVENT_HEADERS}, as in training.incident_quality",
