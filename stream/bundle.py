@@ -11,7 +11,7 @@ here as it did at export.
 import hashlib
 import json
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -181,6 +181,35 @@ def _read_manifest(path: Path) -> tuple[Manifest, str]:
         raise BundleError(f"{manifest_path}: invalid manifest at {where}: {err['msg']}") from None
 
 
+def contained(folder: Path, name: str) -> Path:
+    """``folder / name``, refused unless it stays inside the folder, symlinks followed.
+
+    A manifest is data that travels with the bundle: a name such as ``../../etc/passwd``, an
+    absolute path or a link out of the folder would otherwise be hashed, read or loaded.
+    """
+    pure = PurePosixPath(name)
+    if (
+        not name
+        or "\\" in name
+        or "\0" in name
+        or pure.is_absolute()
+        or PureWindowsPath(name).drive
+        or ".." in pure.parts
+    ):
+        raise BundleError(
+            f"{folder}: manifest names the file {name!r}, which is not a plain path inside the bundle "
+            "(no '..', absolute path or backslash); the manifest was modified or is not from wirewatch"
+        )
+    file = folder / name
+    try:
+        inside = file.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        raise BundleError(f"{folder}: {name} is a link that leads out of the bundle folder; copy the file in")
+    return file
+
+
 def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     """Read and verify a bundle; every problem raises BundleError naming the file to fix."""
     path = Path(path)
@@ -196,6 +225,8 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     for required in (*REQUIRED_FILES, manifest.tokenizer.file, *canary):
         if required not in manifest.files:
             raise BundleError(f"{path}: manifest lists no hash for required file {required}")
+    for name in (*manifest.files, manifest.tokenizer.file, *canary):
+        contained(path, name)
     if verify_hashes:
         for name, expected in manifest.files.items():
             file = path / name

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stream.bundle import BaseModelInfo, TokenizerInfo, sha256_file
+from stream.bundle import BaseModelInfo, TokenizerInfo, contained, sha256_file
 from stream.encoding import Encoder, Windowing
 from stream.errors import BundleError, ScoringError
 from stream.providers import usable_cores
@@ -76,7 +76,7 @@ class Embedder:
             if name not in m.files:
                 raise BundleError(f"{self.path}: manifest lists no hash for required file {name}")
         for name, expected in m.files.items():
-            file = self.path / name
+            file = contained(self.path, name)
             if not file.is_file():
                 raise BundleError(f"{self.path}: incomplete embedder, {name} is missing")
             if sha256_file(file) != expected:
