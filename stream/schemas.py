@@ -5,12 +5,14 @@ test keeps them in step. Dead letters are the input bytes unchanged, with header
 """
 
 import json
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
 
 MAX_ID_LENGTH = 256
 
@@ -36,6 +38,40 @@ OFFSET_HEADER = "wirewatch-source-offset"
 ORIGINAL_SIZE_HEADER = "wirewatch-original-size"
 
 
+# An http(s) URL with a host and no whitespace or control character anywhere: browsers drop tabs
+# and newlines inside a URL ("java\tscript:") and strip leading spaces, so nothing that could turn
+# into another scheme on a page passes.
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*$"
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+
+
+def http_url_or_none(value: object) -> str | None:
+    """The value when it is an http(s) URL with a host (HTTP_URL_PATTERN), else None.
+
+    An article's url is whatever its feed wrote; scores, alerts and incidents are read by pages
+    and chat tools that make it a link, so there any other value (``javascript:``, ``data:``, a
+    relative path) is dropped rather than refused: the alert still goes out, without a link.
+    """
+    if not isinstance(value, str) or not _HTTP_URL.fullmatch(value):
+        return None
+    try:
+        host = urlsplit(value).hostname  # "https://@" or "https://:80" name no host
+    except ValueError:  # an unbalanced IPv6 bracket
+        return None
+    return value if host else None
+
+
+# Published only when http(s), and dropped to null when read otherwise (see http_url_or_none).
+WebUrl = Annotated[
+    str | None,
+    BeforeValidator(http_url_or_none),
+    Field(
+        description="The article's http(s) URL; null when the article had none or another kind",
+        json_schema_extra={"pattern": HTTP_URL_PATTERN},
+    ),
+]
+
+
 class ArticleIn(BaseModel):
     """An article on the input topic. Unknown fields are allowed and ignored."""
 
@@ -47,7 +83,9 @@ class ArticleIn(BaseModel):
     text: StrictStr = Field(description="Body text; must not be empty")
     title: StrictStr | None = None
     source: StrictStr | None = Field(None, description="Publisher or feed the article came from")
-    url: StrictStr | None = None
+    url: StrictStr | None = Field(
+        None, description="Kept as data; only an http(s) URL is carried into the alert (see the alert's url)"
+    )
     published_at: StrictStr | None = Field(None, description="ISO 8601 date-time")
     lang: StrictStr | None = None
 
@@ -112,7 +150,7 @@ class Alert(Score):
     title: str | None
     snippet: str = Field(description="The start of the cleaned text, in its own case")
     publisher: str | None
-    url: str | None
+    url: WebUrl
     published_at: str | None
     explanation: list[Contribution] | None = Field(
         None, description="The sentences that drove the score, ranked by contribution plus score alone"
@@ -126,7 +164,7 @@ class IncidentBest(BaseModel):
     score: float
     title: str | None
     publisher: str | None
-    url: str | None
+    url: WebUrl
     explanation: list[Contribution] | None
 
 
