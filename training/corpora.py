@@ -265,3 +265,43 @@ def load_current_events(data_dir: Path) -> list[Article]:
     if not articles:
         raise DataError(f"{data_dir / CURRENT_EVENTS_ARCHIVE}: no news items found in the archive")
     return sorted(articles, key=lambda a: a.id)
+
+
+ALLSIDES_ARCHIVE = "allsides-2016-2018/allsides-2016-2018.jsonl.gz"
+
+
+def load_allsides(data_dir: Path) -> list[Article]:
+    """Full-length US and international articles of 2016-2018 (AllSides), unlabelled, in date order."""
+    import gzip
+    import json
+
+    path = _require(data_dir / ALLSIDES_ARCHIVE)
+    articles = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                try:
+                    row = json.loads(line)
+                    date = str(row["date"])
+                    articles.append(
+                        Article(
+                            id=str(row["id"]),
+                            title=row.get("title"),
+                            text=str(row["text"]),
+                            url=row.get("url"),
+                            corpus="allsides",
+                            split=date[:4],
+                            date=date,
+                            outlet=row.get("source"),
+                            category=row.get("topic"),
+                        )
+                    )
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise DataError(
+                        f"{path}:{line_no}: expected a JSON object with id, date, text ({exc})"
+                    ) from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read the archive ({exc})") from None
+    if not articles:
+        raise DataError(f"{path}: no articles")
+    return sorted(articles, key=lambda a: (str(a.get("date")), a.id))

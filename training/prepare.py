@@ -27,6 +27,7 @@ from stream.articles import Article, write_articles
 from stream.errors import DataError
 from stream.text import article_text, clean
 from training import corpora
+from training.article_labels import VIOLENCE, label_article, lead_of
 from training.attack_labels import label_item
 
 MUC_SPLITS = {"dev": "train", "tst1": "val", "tst2": "val", "tst3": "test", "tst4": "test"}
@@ -38,6 +39,9 @@ WIKI_SPLITS = {
     "2017": "test",
     "2018": "test",
 }
+# Full-length articles (AllSides 2016-2018) are split by time too: 2016-2017 train, the first half
+# of 2018 validation, the second half test. Many outlets cover one event, so never at random.
+LONG_VAL_FROM, LONG_TEST_FROM = "2018-01-01", "2018-07-01"
 
 
 @dataclass
@@ -53,11 +57,15 @@ class Quota:
     # Share of the modern training negatives that no attack word touched (rules `no_attack` and
     # `category`) that is kept; every harder negative (battles, accidents, crime...) is kept.
     modern_easy_negatives: float = 0.2
+    # The same for full-length training articles whose headline and lead name no violence at all:
+    # policy, campaign and opinion pieces that mention an attack further down are all kept.
+    long_easy_negatives: float = 0.3
+    stream_long: int = 600  # held-out full-length articles (test half of 2018) in the stream
 
 
 # Which kind of news an article is, for per-domain evaluation and the threshold: 1989-91 FBIS
 # reports, modern world news, or ordinary business, sports and technology news.
-DOMAINS = {"muc": "muc", "wikinews": "modern"}
+DOMAINS = {"muc": "muc", "wikinews": "modern", "allsides": "long"}
 EASY_RULES = ("no_attack", "category")
 
 
@@ -121,6 +129,46 @@ def _deal(pool: list[Article], counts: list[int], rng: random.Random) -> list[li
     return out
 
 
+def long_split(article: Article) -> str:
+    date = str(article.get("date"))
+    return "train" if date < LONG_VAL_FROM else "val" if date < LONG_TEST_FROM else "test"
+
+
+# The blind hand audit of the full-length articles' rules (docs/labeling-guide.md): its reading
+# replaces the rules' label for the articles it covers.
+LONG_AUDIT = Path(__file__).resolve().parent.parent / "docs" / "label-audit" / "allsides-final-audit.jsonl"
+
+
+def hand_labels(path: Path = LONG_AUDIT) -> dict[str, int]:
+    if not path.is_file():
+        return {}
+    return {row["id"]: int(row["hand"]) for row in map(json.loads, path.read_text().splitlines())}
+
+
+def label_long(articles: Iterable[Article], hand: dict[str, int] | None = None) -> list[Article]:
+    """Full-length articles with their attack label: the hand audit's where it read the article,
+    else the rules' (headline and lead decide)."""
+    hand = hand_labels() if hand is None else hand
+    labelled = []
+    for article in articles:
+        if article.id in hand:
+            update = {"label": hand[article.id], "label_rule": "hand_audit"}
+        else:
+            decided = label_article(article.title, article.text, article.get("url"))
+            update = {"label": decided.label, "label_rule": decided.rule}
+        labelled.append(article.model_copy(update=update))
+    return labelled
+
+
+def _thin_easy_long(articles: list[Article], keep: float, rng: random.Random) -> list[Article]:
+    """Keeps every positive and every article whose headline or lead names violence."""
+    return [
+        a
+        for a in articles
+        if a.label == 1 or VIOLENCE.search(f"{a.title} {lead_of(a.text)}") or rng.random() < keep
+    ]
+
+
 def label_modern(articles: Iterable[Article]) -> list[Article]:
     """Portal items with their rule-based attack label and the rule that decided it."""
     labelled = []
@@ -143,6 +191,9 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
     modern = label_modern(corpora.load_current_events(data_dir))
     modern.sort(key=lambda a: {"test": 0, "val": 1, "train": 2}[WIKI_SPLITS[a.get("split")]])
     modern = _dedupe(modern, seen, dropped)
+    long = label_long(corpora.load_allsides(data_dir))
+    long.sort(key=lambda a: {"test": 0, "val": 1, "train": 2}[long_split(a)])
+    long = _dedupe(long, seen, dropped)
     ag = corpora.load_ag_news(data_dir)
     ag_world = _dedupe([a for a in ag if a.get("category") == "world"], seen, dropped)
     ag_other = _negatives(a for a in ag if a.get("category") != "world")
@@ -167,6 +218,22 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
             modern_test.append(article)
     splits["train"] += _thin_easy_negatives(modern_train, quota.modern_easy_negatives, rng)
     stream += _deal(modern_test, [quota.stream_modern], rng)[0]
+
+    long_train, long_test = [], []
+    for article in long:
+        split = long_split(article)
+        if split == "train":
+            long_train.append(article)
+            continue
+        splits[split].append(article)
+        if split == "test":
+            long_test.append(article)
+    # A generator of their own, so adding them left every other split exactly as it was.
+    long_rng = random.Random(f"{seed}-long")
+    splits["train"] += _thin_easy_long(long_train, quota.long_easy_negatives, long_rng)
+    # Every held-out attack report among a sample of the rest: on full articles, reports are rare.
+    long_reports = [a for a in long_test if a.label == 1]
+    stream += long_reports + _deal([a for a in long_test if a.label != 1], [quota.stream_long], long_rng)[0]
 
     n = [quota.test, quota.val, quota.train]
     pools = [

@@ -51,19 +51,20 @@ def test_ag_world_is_never_a_negative_and_only_unlabeled_in_the_stream(prepared:
 def test_positives_are_muc_and_modern_reports_and_rare_in_the_stream(prepared: Prepared) -> None:
     for articles in [*prepared.splits.values(), prepared.stream]:
         positives = Counter(a.corpus for a in articles if a.label == 1)
-        assert set(positives) == {"muc", "wikinews"}, positives
+        assert set(positives) <= {"muc", "wikinews", "allsides"}, positives
+        assert {"muc", "wikinews"} <= set(positives), positives
     labeled = [a for a in prepared.stream if a.label is not None]
     share = sum(a.label for a in labeled) / len(labeled)
     assert 0.03 <= share <= 0.1
     corpora_in_stream = Counter(a.corpus for a in prepared.stream)
-    assert set(corpora_in_stream) == {"muc", "wikinews", "ag_news", "bbc", "reuters"}
+    assert set(corpora_in_stream) == {"muc", "wikinews", "allsides", "ag_news", "bbc", "reuters"}
     assert corpora_in_stream["wikinews"] == 3000
     # AG World rides along unlabelled; the labelled ordinary news is capped per corpus, BBC lower
     # because its articles are three times longer than the rest.
     labeled_in_stream = Counter(a.corpus for a in labeled)
     assert all(labeled_in_stream[c] <= 1000 for c in ("ag_news", "reuters"))
     assert labeled_in_stream["bbc"] <= 300
-    assert {a.domain for a in prepared.stream} == {"muc", "modern", "ordinary"}
+    assert {a.domain for a in prepared.stream} == {"muc", "modern", "long", "ordinary"}
 
 
 def test_modern_news_is_split_by_time_and_labelled_by_the_rules(prepared: Prepared) -> None:
@@ -95,3 +96,27 @@ def test_same_seed_same_files_other_seed_other_deal(
     assert set(paths) == {"train", "val", "test", "stream"}
     assert len(read_articles(paths["stream"])) == len(prepared.stream)
     assert "attack reports" in format_composition(prepared)
+
+
+def test_full_length_articles_are_split_by_time_and_labelled_headline_first(prepared: Prepared) -> None:
+    halves = {
+        "train": ("2016-01-01", "2017-12-31"),
+        "val": ("2018-01-01", "2018-06-30"),
+        "test": ("2018-07-01", "2018-12-31"),
+    }
+    for name, articles in prepared.splits.items():
+        long = [a for a in articles if a.corpus == "allsides"]
+        low, high = halves[name]
+        assert long, name
+        assert all(low <= a.date <= high for a in long), name
+        assert all(a.domain == "long" for a in long), name
+        assert all(a.label_rule for a in long)
+        # Attack reports are rare among full articles; the hard negatives are what they teach.
+        assert 0.0 < sum(a.label for a in long) / len(long) < 0.05, name
+    rules = Counter(a.label_rule for a in prepared.splits["test"] if a.corpus == "allsides")
+    assert rules["hand_audit"] > 0
+    assert rules["opinion"] > 0
+    in_stream = [a for a in prepared.stream if a.corpus == "allsides"]
+    assert all(a.date >= "2018-07-01" for a in in_stream)
+    test_reports = {a.id for a in prepared.splits["test"] if a.corpus == "allsides" and a.label == 1}
+    assert test_reports <= {a.id for a in in_stream}
