@@ -10,8 +10,12 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from stream.errors import DependencyError
+from stream.errors import ConfigError, DependencyError
+
+if TYPE_CHECKING:
+    from stream.settings import SubscriberSettings
 
 TOOLS_EXTRA = "pip install 'wirewatch[tools]' (or `make install` in a clone)"
 
@@ -121,10 +125,18 @@ def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kafka_of(args: argparse.Namespace) -> dict[str, str]:
-    from stream.settings import parse_kafka_pairs
+def _subscriber_settings(args: argparse.Namespace) -> "SubscriberSettings":
+    from stream.settings import load_subscriber_settings
 
-    return parse_kafka_pairs(args.kafka or [])
+    return load_subscriber_settings(
+        kafka_file=args.kafka_file,
+        webhook_file=getattr(args, "webhook_file", None),
+        web_token_file=getattr(args, "token_file", None),
+    )
+
+
+def _kafka_of(args: argparse.Namespace) -> dict[str, str]:
+    return _subscriber_settings(args).kafka_config(args.kafka or [])
 
 
 def _incidents(args: argparse.Namespace) -> int:
@@ -177,13 +189,24 @@ def _web(args: argparse.Namespace) -> int:
 def _notify(args: argparse.Namespace) -> int:
     import signal
 
+    import structlog
+
     from stream.notify import Notifier, NotifyOptions
     from stream.observability import configure_logging
 
     configure_logging(args.log_format, "info")
+    webhook = _subscriber_settings(args).webhook_url()
+    if args.webhook:
+        structlog.get_logger("wirewatch.notify").warning(
+            "the webhook URL is on the command line, where every user of this host can read it "
+            "(ps); pass it in WIREWATCH_WEBHOOK or a file named by --webhook-file"
+        )
+        webhook = args.webhook
+    if webhook is None:
+        raise ConfigError("no webhook: set WIREWATCH_WEBHOOK to its URL, or pass --webhook-file FILE")
     options = NotifyOptions(
         bootstrap_servers=args.bootstrap_servers,
-        webhook=args.webhook,
+        webhook=webhook,
         incidents_topic=args.incidents_topic,
         incident_alerts_topic=args.incident_alerts_topic,
         dlq_topic=args.dlq_topic,
@@ -347,7 +370,19 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=_bootstrap_default(),
         help=f"Kafka bootstrap servers (default $WIREWATCH_BOOTSTRAP_SERVERS or {_setting_default('bootstrap_servers')})",
     )
-    p.add_argument("--kafka", action="append", metavar="KEY=VALUE", help="librdkafka setting, repeatable")
+    p.add_argument(
+        "--kafka",
+        action="append",
+        metavar="KEY=VALUE",
+        help="librdkafka setting, repeatable, on top of WIREWATCH_KAFKA and --kafka-file; "
+        "secrets belong in those two, not here (ps shows flags)",
+    )
+    p.add_argument(
+        "--kafka-file",
+        type=Path,
+        metavar="FILE",
+        help="librdkafka settings, one key=value a line (SASL passwords and the like) [WIREWATCH_KAFKA_FILE]",
+    )
     p.add_argument("--log-format", choices=["json", "console"], default="console", help="log format")
 
 
@@ -460,7 +495,17 @@ def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentP
         ),
     )
     _common(p)
-    p.add_argument("--webhook", required=True, help="URL to POST to (e.g. a Slack incoming webhook)")
+    p.add_argument(
+        "--webhook-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the URL to POST to (e.g. a Slack incoming webhook, whose URL is its credential); "
+        "or set WIREWATCH_WEBHOOK [WIREWATCH_WEBHOOK_FILE]",
+    )
+    p.add_argument(
+        "--webhook",
+        help="the URL itself: visible to every user of the host (ps), so prefer WIREWATCH_WEBHOOK or --webhook-file",
+    )
     p.add_argument("--alerts", action="store_true", help="post every alert too")
     p.add_argument(
         "--updates", action="store_true", help="post every change of an incident, not only new ones"

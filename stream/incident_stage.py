@@ -56,6 +56,7 @@ from stream.schemas import (
     TOPIC_HEADER,
     Alert,
 )
+from stream.settings import redact_kafka
 from stream.topics import TopicSpec, ensure_topics, headers_of, read_table
 
 TXN_TIMEOUT_S = 30.0
@@ -242,7 +243,11 @@ class IncidentStage:
     def run(self, stop_after: Callable[[], bool] = lambda: False) -> None:
         self.start()
         assert self._lease is not None
-        self.log.info("started; waiting for the lease", lease_topic=self.options.lease)
+        self.log.info(
+            "started; waiting for the lease",
+            lease_topic=self.options.lease,
+            kafka=redact_kafka(self.options.kafka),
+        )
         try:
             while not self._stop.is_set() and not stop_after():
                 # Rebalance callbacks run inside this poll, so the lease changes hands between batches.

@@ -7,6 +7,13 @@ message went to the dead-letter topic (delivery acknowledged) because the webhoo
 receivers deduplicate on the ``Idempotency-Key`` header (incident id and report count, or alert
 id). The body is JSON with a Slack-compatible ``text`` field, so a Slack incoming webhook works
 as is; the full record rides along under ``incident`` or ``alert``.
+
+The webhook URL is a credential (whoever has a Slack incoming webhook's URL can post to the
+channel): only its scheme and host are logged or put in dead letters. Article fields are written
+by whoever controls a feed, so in ``text`` they are escaped as Slack asks (``& < >``) and their
+whitespace collapsed: a title cannot ping a channel, hide a link or add lines. Redirects are not
+followed: a 3xx is a failure, retried and then dead-lettered, never a POST turned into a GET to
+another host that would count as delivered.
 """
 
 import json
@@ -31,7 +38,9 @@ from stream.schemas import (
     TOPIC_HEADER,
     Incident,
     IncidentAlert,
+    http_url_or_none,
 )
+from stream.settings import redact_kafka
 from stream.topics import TopicSpec, ensure_topics, headers_of
 
 TIMEOUT_S = 10.0
@@ -57,14 +66,29 @@ class NotifyOptions:
 
     def __post_init__(self) -> None:
         # A wrong URL would otherwise only show as every record going to the dead-letter topic.
-        url = urllib.parse.urlsplit(self.webhook)
-        if url.scheme not in ("http", "https") or not url.hostname:
+        if http_url_or_none(self.webhook) is None:
             raise ConfigError(
-                f"--webhook {self.webhook!r} is not an http(s) URL with a host; "
-                "pass the full address, e.g. https://hooks.slack.com/services/T000/B000/XXXX"
+                "the webhook is not an http(s) URL with a host (it is not shown: it is a credential); "
+                "pass the full address, e.g. https://hooks.slack.com/services/T000/B000/XXXX, in "
+                "WIREWATCH_WEBHOOK or a file named by --webhook-file"
             )
         if self.retries < 0:
             raise ConfigError(f"--retries {self.retries} is negative; pass 0 or more")
+
+    @property
+    def webhook_origin(self) -> str:
+        """What may be logged and stored of the webhook: scheme and host, never its path or query."""
+        return origin(self.webhook)
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL, without user, path, query or fragment (they may be secret)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +102,9 @@ class Response:
 
     @property
     def retriable(self) -> bool:
-        return self.status is None or self.status >= 500 or self.status in (408, 429)
+        # A 3xx is not followed (see post_json) but may be a moved endpoint coming back.
+        status = self.status
+        return status is None or status >= 500 or status in (408, 429) or 300 <= status < 400
 
 
 def _next(message: Message) -> TopicPartition:
@@ -86,41 +112,66 @@ def _next(message: Message) -> TopicPartition:
     return TopicPartition(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0) + 1)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would re-send a 301/302/303 as a GET without the body, to any host, and report its 2xx."""
+
+    def redirect_request(self, *_: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def post_json(url: str, body: bytes, headers: dict[str, str]) -> Response:
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
+        with _OPENER.open(request, timeout=TIMEOUT_S) as answer:
             return Response(answer.status, "")
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            return Response(exc.code, f"redirect to {origin(exc.headers.get('Location') or '')} not followed")
         return Response(exc.code, exc.read(500).decode(errors="replace"))
     except (urllib.error.URLError, OSError) as exc:
         return Response(None, str(getattr(exc, "reason", exc)))
+    except ValueError:  # http.client's InvalidURL, whose message holds the whole URL
+        return Response(None, "the webhook URL was refused by the HTTP client")
+
+
+def slack_escape(value: str) -> str:
+    """Text that Slack shows as written: ``& < >`` escaped, whitespace (newlines too) collapsed.
+
+    Slack reads ``<!channel>``, ``<@U123>`` and ``<https://evil|Reuters>`` in ``text`` as a
+    mention or a link; escaped they stay text.
+    """
+    return " ".join(value.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def incident_text(incident: Incident, page_url: str | None = None) -> str:
+    e = slack_escape
     verb = {
         "open": "New incident" if incident.reports == 1 else "Incident update",
         "closed": "Incident closed",
     }
-    outlets = f" from {', '.join(incident.outlets[:5])}" if incident.outlets else ""
+    outlets = f" from {', '.join(e(o) for o in incident.outlets[:5])}" if incident.outlets else ""
     lines = [
         f"*{verb[incident.status]}* ({incident.reports} report{'s' if incident.reports != 1 else ''}{outlets}): "
-        f"{incident.title or incident.id}",
-        f"best score {incident.best.score:.3f}" + (f": {incident.best.url}" if incident.best.url else ""),
+        f"{e(incident.title or incident.id)}",
+        f"best score {incident.best.score:.3f}" + (f": {e(incident.best.url)}" if incident.best.url else ""),
     ]
     if incident.best.explanation:
-        lines.append(f"> {incident.best.explanation[0].sentence}")
+        lines.append(f"> {e(incident.best.explanation[0].sentence)}")
     if page_url:
-        lines.append(page_url)
+        lines.append(e(page_url))
     return "\n".join(lines)
 
 
 def alert_text(alert: IncidentAlert) -> str:
-    head = f"*Alert* {alert.score:.3f}: {alert.title or alert.id}"
-    source = f" ({alert.publisher})" if alert.publisher else ""
-    return f"{head}{source}, incident {alert.incident_id}" + (f"\n{alert.url}" if alert.url else "")
+    e = slack_escape
+    head = f"*Alert* {alert.score:.3f}: {e(alert.title or alert.id)}"
+    source = f" ({e(alert.publisher)})" if alert.publisher else ""
+    return f"{head}{source}, incident {e(alert.incident_id)}" + (f"\n{e(alert.url)}" if alert.url else "")
 
 
 @dataclass(frozen=True)
@@ -227,7 +278,7 @@ class Notifier:
             (TOPIC_HEADER, str(message.topic()).encode()),
             (PARTITION_HEADER, str(message.partition()).encode()),
             (OFFSET_HEADER, str(message.offset()).encode()),
-            ("wirewatch-webhook", self.options.webhook.encode()),
+            ("wirewatch-webhook", self.options.webhook_origin.encode()),
         ]
         producer.produce(
             self.options.dlq_topic,
@@ -278,7 +329,13 @@ class Notifier:
             }
         )
         consumer.subscribe(topics)
-        self.log.info("started", webhook=o.webhook, topics=topics, group_id=o.group_id)
+        self.log.info(
+            "started",
+            webhook=o.webhook_origin,
+            topics=topics,
+            group_id=o.group_id,
+            kafka=redact_kafka(o.kafka),
+        )
         try:
             while not self._stopping and not stop_after():
                 message = consumer.poll(0.5)

@@ -16,12 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.errors import ConfigError
 
-_SECRET_WORDS = ("password", "secret", "token", "key")
+# A key with one of these in it has its value shown as *** (sasl.password, ssl.key.password,
+# sasl.oauthbearer.config, which holds the client secret, ...).
+_SECRET_WORDS = ("password", "secret", "token", "key", "credential", "oauthbearer")
 # librdkafka keys the service sets itself because its guarantees rest on them.
 PROTECTED_KAFKA_KEYS = {
     "enable.auto.commit": "offsets are committed only after the outputs are delivered",
@@ -124,11 +126,7 @@ class ServeSettings(BaseSettings):
     @field_validator("kafka")
     @classmethod
     def _no_protected_keys(cls, kafka: dict[str, str]) -> dict[str, str]:
-        for key in kafka:
-            reason = PROTECTED_KAFKA_KEYS.get(key.strip().lower())
-            if reason:
-                raise ValueError(f"{key!r} cannot be passed through: the service sets it ({reason})")
-        return kafka
+        return no_protected_keys(kafka)
 
     @property
     def output_topics(self) -> list[str]:
@@ -136,9 +134,118 @@ class ServeSettings(BaseSettings):
         return [*topics, self.shadow_topic] if self.shadow_bundle else topics
 
     def redacted_kafka(self) -> dict[str, str]:
-        return {
-            k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in self.kafka.items()
-        }
+        return redact_kafka(self.kafka)
+
+
+def no_protected_keys(kafka: dict[str, str]) -> dict[str, str]:
+    for key in kafka:
+        reason = PROTECTED_KAFKA_KEYS.get(key.strip().lower())
+        if reason:
+            raise ValueError(f"{key!r} cannot be passed through: the service sets it ({reason})")
+    return kafka
+
+
+def redact_kafka(kafka: dict[str, str]) -> dict[str, str]:
+    """librdkafka settings fit for a log line: the value of every secret-looking key is ***."""
+    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in kafka.items()}
+
+
+class SubscriberSettings(BaseSettings):
+    """What `incidents`, `web` and `notify` read from the environment: secrets, kept off the command line.
+
+    A flag's value is visible to every user of the host (``ps``); these come from WIREWATCH_*
+    variables or from files, and the ``*_file`` flags (which name a file, not a secret) win.
+    WIREWATCH_KAFKA is the same JSON object `serve` reads.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WIREWATCH_", extra="ignore")
+
+    kafka: dict[str, str] = Field(default_factory=dict, description="librdkafka settings (a JSON object)")
+    kafka_file: Path | None = Field(
+        None, description="librdkafka settings, one key=value a line (a Java-style properties file)"
+    )
+    webhook: SecretStr | None = Field(None, description="The URL notify posts to (it is the credential)")
+    webhook_file: Path | None = Field(None, description="A file holding the webhook URL")
+    web_token: SecretStr | None = Field(None, description="The token the live page asks for")
+    web_token_file: Path | None = Field(None, description="A file holding the live page's token")
+
+    @field_validator("kafka")
+    @classmethod
+    def _no_protected_keys(cls, kafka: dict[str, str]) -> dict[str, str]:
+        return no_protected_keys(kafka)
+
+    def kafka_config(self, pairs: list[str]) -> dict[str, str]:
+        """WIREWATCH_KAFKA, then the properties file, then --kafka pairs on top."""
+        config = {**self.kafka, **(read_properties(self.kafka_file) if self.kafka_file else {})}
+        config.update(parse_kafka_pairs(pairs))
+        try:
+            return no_protected_keys(config)
+        except ValueError as exc:
+            raise ConfigError(f"invalid librdkafka setting: {exc}") from None
+
+    def webhook_url(self) -> str | None:
+        return _secret(self.webhook, self.webhook_file, "WIREWATCH_WEBHOOK", "--webhook-file")
+
+    def token(self) -> str | None:
+        return _secret(self.web_token, self.web_token_file, "WIREWATCH_WEB_TOKEN", "--token-file")
+
+
+def _secret(value: SecretStr | None, file: Path | None, env: str, flag: str) -> str | None:
+    """A secret from its variable or its file (one of them), trimmed; None when neither is set."""
+    if value is not None and value.get_secret_value().strip() and file is not None:
+        raise ConfigError(f"both {env} and {flag} are set; pass the secret one way")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{flag} {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+            ) from None
+        if not text:
+            raise ConfigError(f"{flag} {file}: the file is empty")
+        return text
+    text = value.get_secret_value().strip() if value is not None else ""
+    return text or None
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """key=value lines; blank lines and lines starting with # or ! are skipped.
+
+    Errors name the file and line, never the line's content: it may hold a password.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"--kafka-file {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    config = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--kafka-file {path}, line {number}: expected key=value (a librdkafka setting)"
+            )
+        config[key.strip()] = value.strip()
+    return config
+
+
+def load_subscriber_settings(**overrides: Any) -> SubscriberSettings:
+    """The environment, with the *_file flags on top; errors name the variable to fix."""
+    try:
+        return SubscriberSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "settings"
+    env = f"WIREWATCH_{field.upper()}" if field != "settings" else "settings"
+    return ConfigError(f"invalid setting {field} (--{field.replace('_', '-')} / {env}): {err['msg']}")
 
 
 def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -> ServeSettings:
@@ -153,12 +260,7 @@ def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -
             settings = ServeSettings(**{**given, "kafka": {**settings.kafka, **kafka_extra}})
         return settings
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
-        env = f"WIREWATCH_{field.upper()}" if field != "settings" else "settings"
-        raise ConfigError(
-            f"invalid setting {field} (--{field.replace('_', '-')} / {env}): {err['msg']}"
-        ) from None
+        raise _invalid(exc) from None
 
 
 DEFAULT_DATA_DIR = "../shared/datasets"

@@ -6,8 +6,17 @@ from datetime import UTC, datetime
 import pytest
 
 from stream.errors import ConfigError
-from stream.notify import Notice, Notifier, NotifyOptions, Response, notice_for
-from stream.schemas import Incident, IncidentBest
+from stream.notify import (
+    Notice,
+    Notifier,
+    NotifyOptions,
+    Response,
+    alert_text,
+    incident_text,
+    notice_for,
+    origin,
+)
+from stream.schemas import Contribution, Incident, IncidentAlert, IncidentBest
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -94,3 +103,67 @@ def test_a_webhook_that_is_not_an_http_url_fails_at_startup_saying_what_to_pass(
         NotifyOptions(bootstrap_servers="b:9092", webhook="https://hooks.slack.com/services/T/B/X").retries
         == 5
     )
+
+
+def test_slack_control_sequences_in_article_fields_stay_text() -> None:
+    hostile = incident().model_copy(
+        update={
+            "title": "<!channel> Bomb & <@U024BE7LH>\n*fake line*",
+            "outlets": ["<https://evil.example|Reuters>", "AP"],
+            "best": IncidentBest(
+                alert_id="a",
+                score=0.97,
+                title="t",
+                publisher="AP",
+                url="https://news.example/a?x=1&y=<2>",
+                explanation=[Contribution(sentence="one\r\n> <!here> two", contribution=0.4, alone=0.9)],
+            ),
+        }
+    )
+    text = incident_text(hostile, page_url="http://127.0.0.1:8080/?a=1&b=2")
+    assert text.splitlines() == [
+        "*New incident* (1 report from &lt;https://evil.example|Reuters&gt;, AP): "
+        "&lt;!channel&gt; Bomb &amp; &lt;@U024BE7LH&gt; *fake line*",
+        "best score 0.970: https://news.example/a?x=1&amp;y=&lt;2&gt;",
+        "> one &gt; &lt;!here&gt; two",
+        "http://127.0.0.1:8080/?a=1&amp;b=2",
+    ]
+    alert = IncidentAlert.model_validate(
+        {
+            **json.loads(hostile.best.model_dump_json()),
+            "id": "a<!channel>",
+            "is_alert": True, "threshold": 0.5, "model": {"name": "m", "version": "1"},
+            "scored_at": T0, "source": {"topic": "articles", "partition": 0, "offset": 0},
+            "title": "Car\nbomb <!everyone>", "snippet": "s", "publisher": "<b|x>\tAP",
+            "published_at": None, "incident_id": "inc-1", "similarity": None,
+        }
+    )  # fmt: skip
+    assert alert_text(alert).splitlines() == [
+        "*Alert* 0.970: Car bomb &lt;!everyone&gt; (&lt;b|x&gt; AP), incident inc-1",
+        "https://news.example/a?x=1&amp;y=&lt;2&gt;",
+    ]
+
+
+def test_a_redirect_is_a_failure_that_is_retried() -> None:
+    post, sleeps = Answers(302, 301, 307), []
+    response = notifier(post, sleeps, retries=2).deliver(Notice(b"{}", "k"))
+    assert response.status == 307
+    assert not response.ok
+    assert len(post.calls) == 3
+    assert notifier(Answers(308, 200), []).deliver(Notice(b"{}", "k")).ok
+
+
+def test_the_webhook_url_is_never_echoed_and_only_its_origin_is_kept() -> None:
+    secret = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
+    for bad in (
+        "hooks.slack.com/services/T000/B000/XXXXSECRET",
+        "ftp://hooks.slack.com/services/XXXXSECRET",
+        "https://hooks.slack.com/services/XXXX SECRET",
+    ):
+        with pytest.raises(ConfigError) as raised:
+            NotifyOptions(bootstrap_servers="b:9092", webhook=bad)
+        assert "SECRET" not in str(raised.value)
+        assert "WIREWATCH_WEBHOOK" in str(raised.value)
+    options = NotifyOptions(bootstrap_servers="b:9092", webhook=secret)
+    assert options.webhook_origin == "https://hooks.slack.com"
+    assert origin("http://user:pw@127.0.0.1:8123/hook?token=x#f") == "http://127.0.0.1:8123"
