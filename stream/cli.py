@@ -170,6 +170,7 @@ def _web(args: argparse.Namespace) -> int:
     from stream.web import WebOptions, run_web
 
     configure_logging(args.log_format, "info")
+    settings = _subscriber_settings(args)
     options = WebOptions(
         bootstrap_servers=args.bootstrap_servers,
         host=args.host,
@@ -180,7 +181,11 @@ def _web(args: argparse.Namespace) -> int:
         incident_alerts_topic=args.incident_alerts_topic,
         group_id=args.group_id,
         bundle=args.bundle,
-        kafka=_kafka_of(args),
+        kafka=settings.kafka_config(args.kafka or []),
+        token=settings.token(),
+        allowed_hosts=tuple(args.allowed_host or ()),
+        allow_anonymous=args.allow_anonymous,
+        max_clients=args.max_clients,
     )
     run_web(options, threading.Event())
     return 0
@@ -461,8 +466,35 @@ def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentP
         description="One process: follows the topics and serves the page, with live updates as server-sent events.",
     )
     _common(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); any other needs a token, or --allow-anonymous",
+    )
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the token every request but /healthz must carry (Bearer, or as the password of "
+        "basic auth, which browsers ask for); or set WIREWATCH_WEB_TOKEN [WIREWATCH_WEB_TOKEN_FILE]",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a name the page is reached by (the Host header), besides localhost, 127.0.0.1 and --host; "
+        "repeatable. Other names are refused (DNS rebinding)",
+    )
+    p.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="serve a non-loopback --host without a token: only where nothing else reaches the port "
+        "(docker's 127.0.0.1:8080:8080 publishing) or a proxy in front authenticates",
+    )
+    p.add_argument(
+        "--max-clients", type=int, default=16, help="open pages (event streams) at most (default 16)"
+    )
     p.add_argument(
         "--bundle", type=Path, help="the bundle in service: its validation scores are the reference for drift"
     )

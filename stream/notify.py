@@ -17,6 +17,7 @@ another host that would count as delivered.
 """
 
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -139,13 +140,18 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> Response:
         return Response(None, "the webhook URL was refused by the HTTP client")
 
 
+# Control characters, and the bidirectional overrides that make text read in another order.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def slack_escape(value: str) -> str:
     """Text that Slack shows as written: ``& < >`` escaped, whitespace (newlines too) collapsed.
 
     Slack reads ``<!channel>``, ``<@U123>`` and ``<https://evil|Reuters>`` in ``text`` as a
     mention or a link; escaped they stay text.
     """
-    return " ".join(value.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = " ".join(_UNPRINTABLE.sub(" ", value).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def incident_text(incident: Incident, page_url: str | None = None) -> str:
@@ -162,8 +168,9 @@ def incident_text(incident: Incident, page_url: str | None = None) -> str:
     ]
     if incident.best.explanation:
         lines.append(f"> {e(incident.best.explanation[0].sentence)}")
-    if page_url:
-        lines.append(e(page_url))
+    link = e(page_url or "")
+    if link:
+        lines.append(link)
     return "\n".join(lines)
 
 

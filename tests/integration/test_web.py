@@ -5,6 +5,7 @@ Playwright's Python client, which never downloads a browser here. Without Chromi
 and says how to install it; WIREWATCH_SKIP_BROWSER_TESTS=1 is the only way to skip it, on purpose.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -152,26 +153,30 @@ def web_topics(new_topic: Callable[[int], str]) -> dict[str, str]:
     return {name: new_topic(1) for name in ("input", "scores", "incidents", "incident_alerts")}
 
 
-@pytest.fixture
-def web_process(
-    kafka_bootstrap: str, web_topics: dict[str, str], tiny_bundle: Path, tmp_path: Path
+@contextlib.contextmanager
+def running_web(
+    kafka_bootstrap: str,
+    web_topics: dict[str, str],
+    log: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, Path]]:
+    """`wirewatch web` on a free port until the block ends; yields its URL and its log."""
     port = free_port()
-    log = tmp_path / "web.log"
     args = [
         sys.executable, "-m", "wirewatch", "web",
         "--bootstrap-servers", kafka_bootstrap,
         "--port", str(port),
-        "--bundle", str(tiny_bundle),
         "--input-topic", web_topics["input"],
         "--scores-topic", web_topics["scores"],
         "--incidents-topic", web_topics["incidents"],
         "--incident-alerts-topic", web_topics["incident_alerts"],
         "--group-id", f"scorers-{uuid.uuid4().hex}",
         "--log-format", "json",
+        *extra,
     ]  # fmt: skip
     with log.open("wb") as handle:
-        process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
     try:
@@ -191,6 +196,14 @@ def web_process(
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def web_process(
+    kafka_bootstrap: str, web_topics: dict[str, str], tiny_bundle: Path, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    with running_web(kafka_bootstrap, web_topics, tmp_path / "web.log", "--bundle", str(tiny_bundle)) as web:
+        yield web
 
 
 def test_alerts_produced_into_the_topics_appear_live_on_the_page(
@@ -255,7 +268,7 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
             # The card first shows what the alerts say (pending, no outlets); the incident's state
             # (its outlets) follows from the incidents topic, so wait for it rather than race it.
             page.wait_for_function(
-                """document.querySelector('[data-incident-id="inc-kabul"]')?.innerText.includes('AP, BBC, RT')""",
+                """() => document.querySelector('[data-incident-id="inc-kabul"]')?.innerText.includes('AP, BBC, RT')""",
                 timeout=60_000,
             )
             card = page.locator('[data-incident-id="inc-kabul"]')
@@ -279,7 +292,8 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
             )
             # Stats: 304 scores in the hour against the bundle's validation distribution.
             page.wait_for_function(
-                "document.getElementById('k-drift').textContent.match(/(ok|DRIFT) [0-9.]+/)", timeout=60_000
+                "() => document.getElementById('k-drift').textContent.match(/(ok|DRIFT) [0-9.]+/)",
+                timeout=60_000,
             )
             assert page.locator("#hist rect").count() > 20, "the histogram (live and reference) was drawn"
             assert page.locator("#k-alerts").inner_text() == "4"
@@ -321,3 +335,142 @@ def test_tail_stats_reports_the_hour_and_flags_drift_against_the_bundle(
     assert snapshot.drifted
     assert "DRIFT" in lines[-1]
     assert "last hour: 250 scores" in lines[-1]
+
+
+# What the hostile links below would set, had they run. Predicates are functions, not strings:
+# the page's Content-Security-Policy refuses eval, which Playwright uses for a string.
+PWNED = "() => window.__pwned"
+HOSTILE_URLS = [
+    "javascript:window.__pwned=1",
+    " JavaScript:window.__pwned=2",
+    "java\tscript:window.__pwned=3",
+    "data:text/html,<script>opener.__pwned=4</script>",
+    "vbscript:x",
+    "/relative/path",
+]
+
+
+def _click_every_title(page: Any) -> None:
+    for title in page.locator(".alert .head strong").all():
+        title.click(modifiers=[], timeout=5_000)
+    page.wait_for_timeout(300)
+
+
+def test_an_alert_with_a_javascript_url_naming_another_topic_runs_nothing_and_shows_nothing_of_it(
+    kafka_bootstrap: str, web_topics: dict[str, str], new_topic: Callable[[int], str], tmp_path: Path
+) -> None:
+    sync_playwright = browser_or_fail()
+    t = web_topics
+    foreign = new_topic(1)
+    produce(
+        kafka_bootstrap,
+        foreign,
+        [(b"k", b'{"id": "x", "title": "FOREIGN-TOPIC-TOKEN", "text": "FOREIGN-TOPIC-TOKEN"}', None)],
+    )
+    produce(kafka_bootstrap, t["input"], [(b"ap-1", article("ap-1"), None)])
+    now = datetime.now(UTC)
+    hostile = json.loads(grouped_alert("rt-1", 0, "inc-x", 0.95, foreign, now).model_dump_json())
+    hostile["url"] = "javascript:window.__pwned=1"  # bypasses the model: what a crafted record holds
+    honest = grouped_alert("ap-1", 0, "inc-x", 0.97, t["input"], now)
+    produce(
+        kafka_bootstrap,
+        t["incident_alerts"],
+        [(b"inc-x", json.dumps(hostile).encode(), None), (b"inc-x", honest.model_dump_json().encode(), None)],
+    )
+    # The Kafka password reaches the page process through a properties file and never its log.
+    (tmp_path / "client.properties").write_text("sasl.password=hunter2-web-password\n")
+    env = {**os.environ, "WIREWATCH_KAFKA": json.dumps({"session.timeout.ms": "6000"})}
+    extra = ("--kafka-file", str(tmp_path / "client.properties"))
+    with running_web(kafka_bootstrap, t, tmp_path / "web.log", *extra, env=env) as (url, log):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page()
+                dialogs: list[str] = []
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+                page.goto(url)
+                page.wait_for_selector('[data-alert-id="ap-1"] mark', timeout=60_000)
+                page.wait_for_selector('[data-alert-id="rt-1"]', timeout=60_000)
+                hostile_node = page.locator('[data-alert-id="rt-1"]')
+                assert hostile_node.locator("a").count() == 0, "no link from a javascript: url"
+                assert "Kabul police station hit" in hostile_node.inner_text()
+                assert hostile_node.locator(".article").inner_text() == hostile["snippet"], (
+                    "its snippet, no text"
+                )
+                assert "FOREIGN-TOPIC-TOKEN" not in page.content()
+                hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+                assert hrefs == ["https://news.example/ap-1"]
+                _click_every_title(page)
+                assert page.evaluate(PWNED) is None
+                assert dialogs == []
+            finally:
+                browser.close()
+        assert "FOREIGN-TOPIC-TOKEN" not in log.read_text()
+    text = log.read_text()
+    assert "article not read: the alert names another topic" in text
+    assert "hunter2" not in text
+    serving = [json.loads(line) for line in text.splitlines() if '"serving"' in line]
+    assert serving[0]["kafka"]["sasl.password"] == "***"
+
+
+def test_the_page_links_only_http_urls_asks_for_its_token_and_says_when_it_reconnected(
+    tmp_path: Path,
+) -> None:
+    from stream.web import Hub
+    from tests.integration.test_web_access import TOKEN, serving
+
+    sync_playwright = browser_or_fail()
+    hub = Hub(None)
+    now = datetime.now(UTC)
+    # Records put straight into the page's state, past the schema's url check: the page's own check.
+    for k, bad in enumerate(HOSTILE_URLS):
+        record = json.loads(grouped_alert("afp-2", k, f"inc-{k}", 0.9, "articles", now).model_dump_json())
+        hub.alert({**record, "id": f"bad-{k}", "url": bad, "segments": None})
+    hub.alert(
+        {
+            **json.loads(grouped_alert("ap-1", 9, "inc-js", 0.99, "articles", now).model_dump_json()),
+            "segments": None,
+        }
+    )
+    with serving(hub, token=TOKEN) as port, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            assert browser.new_page().request.get(url).status == 401, "no token, no page"
+            context = browser.new_context(http_credentials={"username": "analyst", "password": TOKEN})
+            page = context.new_page()
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(url)
+            page.wait_for_selector('[data-alert-id="ap-1"]', timeout=30_000)
+            page.wait_for_function(
+                "() => document.getElementById('conn').textContent === 'live'", timeout=30_000
+            )
+            shown = page.eval_on_selector_all("[data-alert-id]", "nodes => nodes.map(n => n.dataset.alertId)")
+            assert sorted(shown) == sorted(["ap-1", *(f"bad-{k}" for k in range(len(HOSTILE_URLS)))])
+            hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+            assert hrefs == ["https://news.example/ap-1"]
+            _click_every_title(page)
+            assert page.evaluate(PWNED) is None
+            assert dialogs == []
+
+            # The server ends the stream of a page that fell behind: it reconnects and says so.
+            with hub.lock:
+                for client in list(hub._clients):
+                    hub._drop(client)
+            page.wait_for_function(
+                "() => document.getElementById('conn').textContent.includes('reconnected')", timeout=30_000
+            )
+            assert "fallen behind" in page.locator("#conn").inner_text()
+            assert page.locator("#conn").get_attribute("data-reconnects") == "1"
+            hub.alert(
+                {
+                    **json.loads(
+                        grouped_alert("bbc-1", 10, "inc-new", 0.95, "articles", now).model_dump_json()
+                    ),
+                    "segments": None,
+                }
+            )
+            page.wait_for_selector('[data-alert-id="bbc-1"]', timeout=30_000)
+        finally:
+            browser.close()

@@ -82,15 +82,7 @@ def test_subscriber_services_run_real_commands_on_topics_the_compose_file_create
         service = services[name]
         assert service["build"] == "."
         assert service["entrypoint"] == ["wirewatch", name]
-        args = parser.parse_args(
-            [
-                name,
-                *(
-                    a.replace("${WIREWATCH_WEBHOOK:-}", "https://example.com/hook")
-                    for a in service["command"]
-                ),
-            ]
-        )
+        args = parser.parse_args([name, *service["command"]])
         assert service["environment"]["WIREWATCH_BOOTSTRAP_SERVERS"] == "kafka:29092"
         for topic in (
             "alerts_topic",
@@ -107,4 +99,14 @@ def test_subscriber_services_run_real_commands_on_topics_the_compose_file_create
                 assert "./exports:/exports:ro" in service["volumes"]
     assert created.keys() >= {"article-incident-alerts", "article-notify-dlq"}
     assert services["notify"]["profiles"] == ["notify"]  # it needs a webhook; off unless asked for
-    assert services["web"]["ports"] == ["8080:8080"]
+    assert services["web"]["ports"] == ["127.0.0.1:8080:8080"]
+
+
+def test_secrets_stay_off_command_lines_and_unauthenticated_ports_stay_on_loopback() -> None:
+    services = _compose()["services"]
+    assert services["notify"]["environment"]["WIREWATCH_WEBHOOK"] == "${WIREWATCH_WEBHOOK:-}"
+    assert services["web"]["environment"]["WIREWATCH_WEB_TOKEN"] == "${WIREWATCH_WEB_TOKEN:-}"
+    for name, service in services.items():
+        assert "WEBHOOK" not in str(service.get("command", "")), name
+        if name in ("kafka", "web"):
+            assert all(str(p).startswith("127.0.0.1:") for p in service["ports"]), name

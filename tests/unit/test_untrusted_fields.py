@@ -12,10 +12,21 @@ from urllib.parse import urlsplit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.incidents import _best
+from stream.notify import alert_text, incident_text, slack_escape
 from stream.process import BatchProcessor
 from stream.records import Incoming
-from stream.schemas import HTTP_URL_PATTERN, Alert, IncidentAlert, ModelRef, http_url_or_none
+from stream.schemas import (
+    HTTP_URL_PATTERN,
+    Alert,
+    Contribution,
+    Incident,
+    IncidentAlert,
+    ModelRef,
+    http_url_or_none,
+)
 from stream.settings import ServeSettings
+from stream.web import CUT, MAX_ARTICLE_CHARS, page_record
 from tests.unit.test_fuzz_input import TokenScorer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +122,75 @@ def test_the_scorer_publishes_an_article_with_a_javascript_url_as_an_alert_witho
     assert alerts[b"bad"].url is None
     assert alerts[b"good"].url == "https://news.example/good"
     assert b"javascript" not in b"".join(o.value for o in everything_alerts.process(messages).outputs)
+
+
+sentences = st.lists(st.text(max_size=80), max_size=4)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    title=st.one_of(st.none(), st.text(max_size=200)),
+    publisher=st.one_of(st.none(), st.text(max_size=40)),
+    outlets=st.lists(st.text(max_size=40), max_size=6),
+    url=st.one_of(st.none(), urls),
+    sentence=st.text(max_size=300),
+    page_url=st.one_of(st.none(), st.text(max_size=60)),
+)
+def test_the_slack_text_of_any_article_fields_holds_no_control_sequence_and_no_extra_line(
+    title: str | None,
+    publisher: str | None,
+    outlets: list[str],
+    url: str | None,
+    sentence: str,
+    page_url: str | None,
+) -> None:
+    alert = IncidentAlert.model_validate_json(_alert_json(url))
+    alert = alert.model_copy(
+        update={
+            "title": title,
+            "publisher": publisher,
+            "explanation": [Contribution(sentence=sentence, contribution=0.1, alone=0.5)],
+        }
+    )
+    incident = Incident(
+        id="inc-1", status="open", first_seen=alert.scored_at, last_seen=alert.scored_at, reports=1,
+        outlets=outlets, title=title, best=_best(alert), alert_ids=["a"], updated_at=alert.scored_at,
+    )  # fmt: skip
+    for text, lines in (
+        (incident_text(incident, page_url), 3 + bool(slack_escape(page_url or ""))),
+        (alert_text(alert), 1 + bool(alert.url)),
+    ):
+        assert len(text.splitlines()) == lines
+        body = "\n".join(line.removeprefix("> ") for line in text.splitlines())
+        assert "<" not in body
+        assert ">" not in body
+        assert not re.search(r"&(?!amp;|lt;|gt;)", body), "every & is escaped"
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e]", text)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    url=st.one_of(st.none(), urls),
+    text=st.one_of(st.none(), st.text(max_size=300), st.text(min_size=1, max_size=3).map(lambda t: t * 9000)),
+    sentences=sentences,
+)
+def test_what_the_page_renders_of_any_alert_is_plain_bounded_text_and_an_http_link_at_most(
+    url: str | None, text: str | None, sentences: list[str]
+) -> None:
+    alert = IncidentAlert.model_validate_json(_alert_json(url)).model_copy(
+        update={"explanation": [Contribution(sentence=s, contribution=0.1, alone=0.5) for s in sentences]}
+    )
+    record = page_record(alert, text)
+    json.dumps(record)
+    assert_web_url(record["url"])
+    if not text:
+        assert record["segments"] is None
+        return
+    shown = "".join(s["text"] for s in record["segments"])
+    assert len(shown) <= MAX_ARTICLE_CHARS
+    assert shown == (text if len(text) <= MAX_ARTICLE_CHARS else shown)
+    assert text.startswith(shown.removesuffix(CUT))
+    for segment in record["segments"]:
+        assert set(segment) <= {"text", "mark", "rank"}
+        assert isinstance(segment["text"], str)
+        assert segment.get("rank", 0) in range(len(sentences) or 1)
