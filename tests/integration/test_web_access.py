@@ -1,4 +1,4 @@
-"""The live page's server over real sockets, without Kafka: Host check, token, limits, slow pages."""
+"""The live page's server over real sockets (no Kafka but for the last): Host check, token, limits, slow pages."""
 
 import base64
 import contextlib
@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from stream.web import Hub, WebOptions, make_server
+from stream.schemas import SourceRef
+from stream.web import Follower, Hub, WebOptions, make_server
 
 TOKEN = "a-long-random-test-token-0123456789"
 
@@ -118,3 +119,13 @@ def test_a_page_that_stops_reading_has_its_stream_ended_so_that_it_reconnects() 
     assert received.startswith(b"HTTP/1.1 200")
     assert received.rstrip().endswith(b'event: dropped\ndata: {"reason": "the page fell behind"}')
     assert b"retry: 2000" in received
+
+
+def test_an_alert_naming_another_topic_has_its_text_left_unread(kafka_bootstrap: str) -> None:
+    follower = Follower(WebOptions(kafka_bootstrap, input_topic="articles"), Hub(None))
+    try:
+        assert follower.article_text(SourceRef(topic="secrets", partition=0, offset=0), timeout=5) is None
+        assert follower.articles.assignment() == [], "the other topic was not even assigned"
+    finally:
+        for consumer in (follower.consumer, follower.articles, follower.committed):
+            consumer.close()

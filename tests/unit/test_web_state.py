@@ -8,11 +8,9 @@ import pytest
 
 from stream import web
 from stream.errors import ConfigError
-from stream.schemas import SourceRef
 from stream.web import (
     MAX_ALERTS,
     MAX_STORED_TEXT_CHARS,
-    Follower,
     Hub,
     Snapshot,
     WebOptions,
@@ -128,13 +126,3 @@ def test_a_page_beyond_loopback_needs_a_long_token_or_an_explicit_choice() -> No
         assert WebOptions("b", host=host).token is None
     with pytest.raises(ConfigError, match="shorter than 16"):
         WebOptions("b", token="short")
-
-
-def test_an_alert_naming_another_topic_has_its_text_left_unread() -> None:
-    follower = Follower(WebOptions("127.0.0.1:1", input_topic="articles"), Hub(None))
-    try:
-        assert follower.article_text(SourceRef(topic="secrets", partition=0, offset=0), timeout=5) is None
-        assert follower.articles.assignment() == [], "the other topic was not even assigned"
-    finally:
-        for consumer in (follower.consumer, follower.articles, follower.committed):
-            consumer.close()
