@@ -14,10 +14,10 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stream.drift import ScoreDistribution
-from stream.encoding import Windowing
+from stream.encoding import HEAD_FEATURES, Windowing
 from stream.errors import BundleError
 from stream.metrics import Metrics
 from stream.text import PREPROCESSING_VERSION
@@ -36,10 +36,33 @@ class BaseModelInfo(_Strict):
     sha256: str | None = None
 
 
+class DocHead(_Strict):
+    """score = sigmoid(weights . features + bias) over an article's window log-odds (stream.encoding)."""
+
+    features: list[Literal["lead", "max", "mean", "windows"]] = Field(min_length=1)
+    weights: list[float] = Field(min_length=1)
+    bias: float = 0.0
+
+    @model_validator(mode="after")
+    def _one_weight_per_feature(self) -> "DocHead":
+        if list(self.features) != list(HEAD_FEATURES[: len(self.features)]):
+            raise ValueError(f"features must be {list(HEAD_FEATURES)} in this order (a prefix of it)")
+        if len(self.weights) != len(self.features):
+            raise ValueError(f"{len(self.features)} features but {len(self.weights)} weights")
+        return self
+
+
 class LongText(_Strict):
-    strategy: Literal["chunk_max", "chunk_mean", "chunk_mean_logit"] = "chunk_max"
+    strategy: Literal["chunk_max", "chunk_mean", "chunk_mean_logit", "doc_head"] = "chunk_max"
     stride: int = Field(gt=0)
     max_windows: int = Field(ge=1)
+    head: DocHead | None = None  # the doc_head strategy's weights, fitted on validation
+
+    @model_validator(mode="after")
+    def _head_with_doc_head(self) -> "LongText":
+        if (self.strategy == "doc_head") != (self.head is not None):
+            raise ValueError("long_text.head is required with strategy doc_head, and only with it")
+        return self
 
 
 class Calibration(_Strict):

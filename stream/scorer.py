@@ -1,6 +1,6 @@
 """Scoring texts with a bundle through ONNX Runtime: the only place a model runs when serving."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -9,7 +9,15 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from stream.bundle import Bundle
-from stream.encoding import Batch, Encoded, Encoder, max_per_owner, mean_logit_per_owner, mean_per_owner
+from stream.encoding import (
+    Batch,
+    Encoded,
+    Encoder,
+    head_per_owner,
+    max_per_owner,
+    mean_logit_per_owner,
+    mean_per_owner,
+)
 from stream.errors import BundleError, ScoringError
 from stream.providers import Choice, Name, Opened, open_first, open_session, usable_cores
 
@@ -20,6 +28,8 @@ from stream.providers import Choice, Name, Opened, open_first, open_session, usa
 # calls as large as its memory allows.
 DEFAULT_TOKENS: dict[Name, int] = {"cpu": 2048, "openvino": 4096, "cuda": 65536}
 Providers = Choice  # the settings' name for it
+Floats = npt.NDArray[np.float32]
+Aggregate = Callable[[Floats, npt.NDArray[np.int64], int], Floats]
 
 
 @dataclass(frozen=True)
@@ -74,10 +84,11 @@ class Scorer:
         self.bundle = bundle
         self.threshold = manifest.threshold
         self.batch_invariant = manifest.precision == "fp32" or manifest.quantization == "static"
-        self._aggregate = {
+        self._aggregate: Aggregate = {
             "chunk_max": max_per_owner,
             "chunk_mean": mean_per_owner,
             "chunk_mean_logit": mean_logit_per_owner,
+            "doc_head": self._head,
         }[manifest.long_text.strategy]
         self.encoder = Encoder.from_file(
             bundle.tokenizer_path,
@@ -119,6 +130,11 @@ class Scorer:
             )
         self.providers = session.get_providers()
 
+    def _head(self, values: Floats, owner: npt.NDArray[np.int64], n: int) -> Floats:
+        head = self.bundle.manifest.long_text.head
+        assert head is not None  # the manifest requires it with doc_head
+        return head_per_owner(values, owner, n, head.weights, head.bias)
+
     def score_windows(
         self,
         input_ids: npt.NDArray[np.int64],
@@ -147,7 +163,7 @@ class Scorer:
 
     def score(self, texts: Sequence[str]) -> Scores:
         """Scores for cleaned texts (see stream.text.article_text): each text's windows aggregated
-        as the manifest's long_text.strategy says (maximum, mean, or mean log-odds)."""
+        as the manifest's long_text.strategy says (maximum, mean, mean log-odds, or the doc head)."""
         if not texts:
             return Scores(np.zeros(0, dtype=np.float32), 0, 0, np.zeros(0, dtype=np.int64))
         encoded = self.encoder.encode(texts)

@@ -22,7 +22,13 @@ Labels = npt.NDArray[np.int64]
 Scores = npt.NDArray[np.floating]
 MODEL, TFIDF, PRIOR = "model", "baseline", "description prior"
 # How each domain is named in the report: the MUC-3/4 reports, modern news, and the rest.
-DOMAIN_NAMES = {"muc": "MUC", "modern": "modern"}
+DOMAIN_NAMES = {"muc": "MUC", "modern": "modern", "long": "full-length"}
+# Length buckets in words: old MUC reports, short modern items and full articles behave differently.
+LENGTHS = {"<=60 words": (0, 60), "61-300 words": (61, 300), ">300 words": (301, None)}
+
+
+def lengths_of(articles: list[Article]) -> npt.NDArray[np.int64]:
+    return np.asarray([len(a.text.split()) for a in articles], dtype=np.int64)
 
 
 @dataclass
@@ -62,14 +68,17 @@ def _by_domain(
     result: Assessment,
     split: str,
     labels: Labels,
-    domains: npt.NDArray[np.str_],
+    articles: list[Article],
     scores: Mapping[str, Scores],
     thresholds: Mapping[str, float],
 ) -> None:
-    """The whole set, then each named domain that has both classes on its own."""
+    """The whole set, then each named domain and each length bucket that has both classes on its own."""
     _evaluate(result, split, labels, scores, thresholds)
-    for domain, label in DOMAIN_NAMES.items():
-        mask = domains == domain
+    domains, lengths = domains_of(articles), lengths_of(articles)
+    parts = {label: domains == domain for domain, label in DOMAIN_NAMES.items()}
+    for label, (low, high) in LENGTHS.items():
+        parts[label] = (lengths >= low) & (lengths <= (high if high is not None else lengths.max()))
+    for label, mask in parts.items():
         if mask.any() and not mask.all() and len(set(labels[mask].tolist())) == 2:
             part = {s: v[mask] for s, v in scores.items()}
             _evaluate(result, f"{split} ({label})", labels[mask], part, thresholds)
@@ -96,7 +105,7 @@ def assess(
         return found
 
     result = Assessment()
-    _by_domain(result, "test", labels, domains_of(articles), all_scores(scores, texts), thresholds)
+    _by_domain(result, "test", labels, articles, all_scores(scores, texts), thresholds)
     result.histogram = {"test positive": scores[labels == 1], "test negative": scores[labels == 0]}
     result.histogram_title = "Scores on the test split"
     if not stream:
@@ -117,7 +126,7 @@ def assess(
     stream_labels = np.asarray([a.label for a in kept], dtype=np.int64)
     model = scored.scores[labeled]
     stream_texts = [article_text(a.title, a.text) for a in kept]
-    _by_domain(result, "stream", stream_labels, domains_of(kept), all_scores(model, stream_texts), thresholds)
+    _by_domain(result, "stream", stream_labels, kept, all_scores(model, stream_texts), thresholds)
     result.histogram = {
         "stream positive": model[stream_labels == 1],
         "stream negative": model[stream_labels == 0],

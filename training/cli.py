@@ -63,6 +63,7 @@ def _train(args: argparse.Namespace) -> int:
         ),
         target_precision=args.target_precision,
         threshold_domain=args.threshold_domain or None,
+        long_text=args.long_text,
         prior=not args.no_prior,
         quantize=None if args.no_quantize else args.int8,
         force=args.force,
@@ -200,10 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threshold-domain",
-        default="modern",
+        default="modern,long",
         help=(
-            "pick thresholds on the validation articles whose `domain` field is this (default "
-            "modern: the news the product serves); empty or absent domain: the whole validation split"
+            "pick thresholds on the validation articles whose `domain` field is one of these, comma-separated "
+            "(default modern,long: the short items and full-length articles the product serves); empty: "
+            "the whole validation split"
+        ),
+    )
+    p.add_argument(
+        "--long-text",
+        choices=("doc_head", "chunk_max"),
+        default="doc_head",
+        help=(
+            "how an article's windows make its score: doc_head, a logistic head over the lead window, the "
+            "best window, their mean and the length, fitted on validation (default); chunk_max: the best window"
         ),
     )
     p.add_argument(

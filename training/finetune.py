@@ -86,6 +86,8 @@ class History:
     steps: int = 0
     seconds: float = 0.0
     best_val_logits: npt.NDArray[np.float32] = field(default_factory=lambda: np.empty(0, np.float32))
+    # The best epoch's logits of every validation window, per document: what the doc head is fitted on.
+    best_val_windows: list[npt.NDArray[np.float32]] = field(default_factory=list)
 
 
 def encode_docs(encoder: Encoder, texts: Sequence[str]) -> Docs:
@@ -260,10 +262,10 @@ def fine_tune(
         if len(windows) > 1 and (train_labels[i] == 1 or not config.all_negative_windows)
     ]
 
-    def doc_max(states: list[Any], starts: list[int]) -> npt.NDArray[np.float32]:
+    def per_doc(states: list[Any], starts: list[int]) -> list[npt.NDArray[np.float32]]:
         with autocast(config.bf16):
             logits = prefix.window_logits(states, config.eval_batch_size)
-        return np.asarray([logits[a:b].max() for a, b in itertools.pairwise(starts)], dtype=np.float32)
+        return [np.asarray(logits[a:b], dtype=np.float32) for a, b in itertools.pairwise(starts)]
 
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.monotonic()
@@ -311,7 +313,8 @@ def fine_tune(
                 break
         bar.close()
 
-        val_scores = doc_max(val_states, val_starts)
+        val_windows = per_doc(val_states, val_starts)
+        val_scores = np.asarray([w.max() for w in val_windows], dtype=np.float32)
         score, by_group = selection_score(val_labels, val_scores, groups)
         val_auprc, val_auroc = auprc(val_labels, val_scores), auroc(val_labels, val_scores)
         entry = EpochLog(
@@ -327,6 +330,7 @@ def fine_tune(
             best_score, stale, history.best_epoch = score, 0, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             history.best_val_logits = val_scores
+            history.best_val_windows = val_windows
         else:
             stale += 1
             if stale >= config.patience:

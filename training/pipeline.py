@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -44,6 +45,7 @@ from training.assess import Assessment, Systems, assess, domains_of
 from training.baseline import fit_baseline
 from training.canary import add_canary
 from training.distribution import score_distribution
+from training.doc_head import HeadFit, fit_head
 from training.model import (
     BaseWeights,
     build_classifier,
@@ -81,12 +83,15 @@ class TrainOptions:
     target_precision: float | None = None
     # The validation articles of this domain (the `domain` field) pick the threshold, when there
     # are any: the stream the product serves is modern news, not 1990 FBIS reports.
-    threshold_domain: str | None = "modern"
+    threshold_domain: str | None = "modern,long"
     prior: bool = True  # evaluate the zero-shot description prior as a second baseline
     quantize: shipping.Quantization | None = "dynamic"  # how int8 is made (see shipping); None: fp32 only
     force: bool = False
     threads: int = 0
     checkpoint: Path | None = None  # where to keep the fine-tuned PyTorch weights
+    # doc_head: a logistic head over each article's windows decides (training/doc_head.py);
+    # chunk_max: the best window does, as bundles before the full-length articles did.
+    long_text: str = "doc_head"
 
 
 @dataclass
@@ -196,6 +201,7 @@ class _Build:
         self.folder = folder
         self.started = started
         self.log_lines: list[str] = []
+        self.head: HeadFit | None = None
 
     def note(self, line: str) -> None:
         self.log_lines.append(line)
@@ -224,6 +230,22 @@ class _Build:
         # The best epoch's validation logits, computed by fine_tune on the frozen-layer cache.
         val_logits = history.best_val_logits
         temperature, bias = calibrate.fit_temperature(val_logits, val.labels)
+        if options.long_text == "doc_head":
+            self.head = fit_head(
+                history.best_val_windows,
+                val.labels,
+                temperature,
+                bias,
+                val.domain_masks(),
+                options.windowing.max_windows,
+            )
+            tried = ", ".join(f"{k}: {v:.4f}" for k, v in self.head.tried.items())
+            self.note(
+                f"document head over {self.head.windows} windows (mean validation AUPRC over domains by "
+                f"windows read: {tried}); weights {dict(zip(self.head.head.features, self.head.head.weights, strict=True))}, "
+                f"bias {self.head.head.bias}"
+            )
+            _log(f"document head: {self.head.windows} windows, weights {self.head.head.weights}")
         if options.checkpoint is not None:
             save_checkpoint(
                 model, hf_tokenizer, options.checkpoint, {"temperature": temperature, "bias": bias}
@@ -324,11 +346,14 @@ class _Build:
     def threshold_mask(self, val: Split) -> npt.NDArray[np.bool_]:
         """The validation articles that pick the thresholds: the threshold domain's, else all."""
         domain = self.options.threshold_domain
-        mask: npt.NDArray[np.bool_] = np.asarray(domains_of(val.articles) == domain, dtype=bool)
+        wanted = (domain or "").split(",")
+        mask: npt.NDArray[np.bool_] = np.isin(domains_of(val.articles), wanted)
         if domain is None or not mask.any() or len(set(val.labels[mask].tolist())) < 2:
             self.note("thresholds: chosen on the whole validation split")
             return np.ones(len(val.labels), dtype=bool)
-        self.note(f"thresholds: chosen on the {int(mask.sum())} validation articles of domain {domain!r}")
+        counts = Counter(domains_of(val.articles)[mask].tolist())
+        shares = ", ".join(f"{d} {n} ({n / mask.sum():.0%})" for d, n in sorted(counts.items()))
+        self.note(f"thresholds: chosen on the {int(mask.sum())} validation articles of domains {shares}")
         return mask
 
     def description_prior(
@@ -401,7 +426,12 @@ class _Build:
             base_model=BaseModelInfo(name=options.base_model, sha256=self.base.sha256),
             labels=["normal", "anomaly"],
             max_length=options.windowing.max_length,
-            long_text=LongText(stride=options.windowing.stride, max_windows=options.windowing.max_windows),
+            long_text=LongText(
+                strategy="doc_head" if self.head else "chunk_max",
+                stride=options.windowing.stride,
+                max_windows=self.head.windows if self.head else options.windowing.max_windows,
+                head=self.head.head if self.head else None,
+            ),
             preprocessing_version=PREPROCESSING_VERSION,
             tokenizer=special,
             threshold=0.5,  # set once the shipped precision is chosen

@@ -61,7 +61,13 @@ def _graph(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def build(folder: Path, *, precision: str = "fp32", quantization: str | None = None) -> Path:
+def build(
+    folder: Path,
+    *,
+    precision: str = "fp32",
+    quantization: str | None = None,
+    long_text: LongText | None = None,
+) -> Path:
     """A bundle folder that load_bundle accepts: windows of 16 tokens, stride 10, 4 at most."""
     folder.mkdir(parents=True, exist_ok=True)
     _graph(folder / "model.onnx")
@@ -75,7 +81,7 @@ def build(folder: Path, *, precision: str = "fp32", quantization: str | None = N
         base_model=BaseModelInfo(name="toy"),
         labels=["normal", "anomaly"],
         max_length=16,
-        long_text=LongText(stride=10, max_windows=4),
+        long_text=long_text or LongText(stride=10, max_windows=4),
         preprocessing_version=PREPROCESSING_VERSION,
         threshold=0.5,
         threshold_rule="test",

@@ -1,0 +1,93 @@
+"""The doc_head strategy: window features, the head in the manifest and the scorer, and its fit."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from stream.bundle import DocHead, LongText, load_bundle
+from stream.encoding import HEAD_FEATURES, head_per_owner, window_features
+from stream.scorer import Scorer
+from tests.unit import toy_bundle
+from tests.unit.toy_bundle import text, toy_score
+from training.doc_head import fit_head
+
+pytestmark = pytest.mark.unit
+
+
+def _p(z: list[float]) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))).astype(np.float32)
+
+
+def test_window_features_are_lead_max_mean_and_extra_windows_per_owner() -> None:
+    values = _p([-2.0, 3.0, -1.0, 0.5])
+    owner = np.asarray([0, 0, 0, 1])
+    features = window_features(values, owner, 2)
+    assert features.shape == (2, len(HEAD_FEATURES))
+    np.testing.assert_allclose(features[0], [-2.0, 3.0, 0.0, 2.0], atol=1e-5)
+    np.testing.assert_allclose(features[1], [0.5, 0.5, 0.5, 0.0], atol=1e-5)
+
+
+def test_the_head_can_prefer_the_lead_over_an_alarming_later_window() -> None:
+    # An article whose tenth paragraph recalls a bombing, and a report that leads with one.
+    values = _p([-4.0, -4.0, 5.0, 5.0, 1.0, -3.0])
+    owner = np.asarray([0, 0, 0, 1, 1, 1])
+    by_max = head_per_owner(values, owner, 2, [0.0, 1.0, 0.0, 0.0], 0.0)
+    assert by_max[0] == pytest.approx(by_max[1], abs=1e-4)  # chunk_max cannot tell them apart
+    by_lead = head_per_owner(values, owner, 2, [1.0, 0.3, 0.0, 0.0], 0.0)
+    assert by_lead[0] < 0.2 < 0.9 < by_lead[1]
+
+
+def test_a_manifest_head_needs_its_strategy_and_one_weight_per_feature() -> None:
+    head = DocHead(features=list(HEAD_FEATURES), weights=[1.0, 0.5, 0.0, -0.1], bias=-1.0)
+    assert LongText(strategy="doc_head", stride=224, max_windows=3, head=head).head == head
+    with pytest.raises(ValidationError, match="head is required"):
+        LongText(strategy="doc_head", stride=224, max_windows=3)
+    with pytest.raises(ValidationError, match="only with it"):
+        LongText(strategy="chunk_max", stride=224, max_windows=3, head=head)
+    with pytest.raises(ValidationError, match="weights"):
+        DocHead(features=list(HEAD_FEATURES), weights=[1.0], bias=0.0)
+    with pytest.raises(ValidationError, match="in this order"):
+        DocHead(features=["max", "lead"], weights=[1.0, 1.0])
+
+
+def test_the_fit_learns_the_lead_and_reads_no_more_windows_than_it_needs() -> None:
+    rng = np.random.default_rng(0)
+    logits, labels = [], []
+    for i in range(600):
+        label = int(i % 5 == 0)
+        n = int(rng.integers(1, 9))
+        windows = rng.normal(-3.0, 1.0, size=n)
+        windows[0] += 6.0 * label  # reports lead with their event
+        if not label and n > 3 and rng.random() < 0.5:
+            windows[3] += 6.0  # a feature that recalls an attack far down
+        logits.append(windows.astype(np.float32))
+        labels.append(label)
+    y = np.asarray(labels)
+    groups = {"all": np.ones(len(y), dtype=bool)}
+    fit = fit_head(logits, y, 1.0, 0.0, groups, max_windows=8)
+    assert fit.windows < 4  # the alarming fourth window is not worth reading
+    assert fit.head.weights[0] > 0.5
+    assert set(fit.tried) == {1, 2, 3, 4, 6, 8}
+    assert fit.score > 0.95
+
+
+def test_the_scorer_applies_the_manifests_head_to_the_windows_it_reads(tmp_path: Path) -> None:
+    head = DocHead(features=list(HEAD_FEATURES), weights=[1.0, 0.5, 0.25, -0.2], bias=-0.5)
+    path = toy_bundle.build(
+        tmp_path / "b", long_text=LongText(strategy="doc_head", stride=10, max_windows=2, head=head)
+    )
+    scorer = Scorer(load_bundle(path), providers="cpu")
+    low, high = [5] * 14, [990] * 14
+    texts = [text(*low, *high, *high), text(*high), text(*high, *low)]
+    got = scorer.score(texts)
+    encoder = scorer.encoder
+    for t, score in zip(texts, got.scores, strict=True):
+        windows = [w.tolist() for w in encoder.windows_of(encoder.token_ids([t])[0])]
+        assert len(windows) <= 2  # max_windows: the tail is never read
+        values = np.asarray([toy_score(w) for w in windows], dtype=np.float32)
+        expected = head_per_owner(values, np.zeros(len(values), dtype=np.int64), 1, head.weights, head.bias)
+        assert score == pytest.approx(float(expected[0]), abs=1e-5)
+    assert got.best is not None
+    assert got.best.tolist()[1] == 0
