@@ -100,9 +100,9 @@ def test_same_seed_same_files_other_seed_other_deal(
 
 def test_full_length_articles_are_split_by_time_and_labelled_headline_first(prepared: Prepared) -> None:
     halves = {
-        "train": ("2016-01-01", "2017-12-31"),
-        "val": ("2018-01-01", "2018-06-30"),
-        "test": ("2018-07-01", "2018-12-31"),
+        "train": ("2016-01-01", "2017-06-30"),
+        "val": ("2017-07-01", "2017-12-31"),
+        "test": ("2018-01-01", "2018-12-31"),
     }
     for name, articles in prepared.splits.items():
         long = [a for a in articles if a.corpus == "allsides"]
@@ -117,6 +117,6 @@ def test_full_length_articles_are_split_by_time_and_labelled_headline_first(prep
     assert rules["hand_audit"] > 0
     assert rules["opinion"] > 0
     in_stream = [a for a in prepared.stream if a.corpus == "allsides"]
-    assert all(a.date >= "2018-07-01" for a in in_stream)
+    assert all(a.date >= "2018-01-01" for a in in_stream)
     test_reports = {a.id for a in prepared.splits["test"] if a.corpus == "allsides" and a.label == 1}
     assert test_reports <= {a.id for a in in_stream}
