@@ -19,10 +19,10 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,tools,dev]'
+	$(PY) -m pip install --quiet -e '.[train,tools,feed,dev]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the serving install and the train, tools and dev extras
+install: $(VENV)/.installed ## create .venv with the serving install and the train, tools, feed and dev extras
 
 demo: install ## clone to live alerts: data, bundle (quick one if none), broker, scorer, live view (ARGS=--keep-running)
 	$(VENV)/bin/wirewatch demo --data-dir $(DATA_DIR) $(ARGS)
