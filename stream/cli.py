@@ -244,6 +244,19 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+FEED_EXTRA = "pip install 'wirewatch[feed]' (or `make install` in a clone)"
+
+
+def _feed(args: argparse.Namespace) -> int:
+    try:
+        from stream.feed.cli import main
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("feedparser", "trafilatura", "py3langid", "httpx"):
+            raise DependencyError(f"`wirewatch feed` needs the feed extra: {FEED_EXTRA}") from None
+        raise
+    return main(args)
+
+
 def _bootstrap_default() -> str:
     return os.environ.get("WIREWATCH_BOOTSTRAP_SERVERS", _setting_default("bootstrap_servers"))
 
@@ -566,6 +579,9 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     _add_replay_and_tail(sub)
     _add_demo(sub)
     _add_subscriber_commands(sub)
+    from stream.feed.commands import add_command as add_feed
+
+    add_feed(sub, _feed)
     p = sub.add_parser(
         "evaluate",
         help="score a labeled JSONL/CSV file through a bundle (ONNX Runtime only) and print metrics",
