@@ -134,15 +134,8 @@ class Poller:
             self._succeeded(state, log, new=0, not_modified=True)
             return
         self.metrics.fetch("feed", "ok")
-        try:
-            parsed = parse_feed(
-                response.body, response.headers.get("content-type"), response.url, s.max_items_per_feed
-            )
-        except FeedParseError as exc:
-            self._failed(state, exc.reason, exc.detail, None, log)
-            return
-        except Exception as exc:  # a parser bug must cost one feed one poll, never the process
-            self._failed(state, "parse_failed", f"{type(exc).__name__}: {str(exc)[:200]}", None, log)
+        parsed = self.parse(state, response.body, response.headers.get("content-type"), response.url)
+        if parsed is None:
             return
         complete, new = self.publish(parsed, feed, log)
         if complete:
@@ -151,12 +144,25 @@ class Poller:
             state.etag = state.last_modified = None  # next time a full GET: nothing left behind
         self._succeeded(state, log, new=new, not_modified=False)
 
+    def parse(self, state: FeedState, body: bytes, content_type: str | None, url: str) -> ParsedFeed | None:
+        """The entries of a feed document; None (the feed's failure counted and logged) when it is none."""
+        log = self._log.bind(feed=state.feed.url)
+        try:
+            parsed = parse_feed(body, content_type, url, self.settings.max_items_per_feed)
+        except FeedParseError as exc:
+            self._failed(state, exc.reason, exc.detail, None, log)
+        except Exception as exc:  # a parser bug must cost one feed one poll, never the process
+            self._failed(state, "parse_failed", f"{type(exc).__name__}: {str(exc)[:200]}", None, log)
+        else:
+            for reason, n in parsed.skipped.items():
+                self.metrics.error(reason, n)
+                log.warning("feed entries skipped", reason=reason, entries=n)
+            return parsed
+        return None
+
     def publish(self, parsed: ParsedFeed, feed: Feed, log: Any) -> tuple[bool, int]:
         """One article per new entry: (every one acknowledged or not publishable, how many were new)."""
         self.metrics.seen(len(parsed.entries))
-        for reason, n in parsed.skipped.items():
-            self.metrics.error(reason, n)
-            log.warning("feed entries skipped", reason=reason, entries=n)
         new = [e for e in parsed.entries if self.seen.claim(e.id)]
         self.metrics.new(len(new))
         delivery = Delivery()
