@@ -143,6 +143,8 @@ class Manifest(_Strict):
     canary: CanaryInfo | None = None  # bundles exported before the canary have none
     # The shipped model's validation scores, the reference of drift (stream.drift); older bundles have none.
     score_distribution: ScoreDistribution | None = None
+    # Languages of the training text (ISO 639-1); none named means English only.
+    languages: list[str] | None = None
 
     @property
     def windowing(self) -> Windowing:

@@ -138,6 +138,12 @@ class Metrics:
             "wirewatch_shadow_failures", "Articles the shadow bundle failed to score", registry=r
         )
 
+        self.unsupported_language = Counter(
+            "wirewatch_articles_unsupported_language",
+            "Articles scored whose lang the bundle was not trained on (their scores are out of distribution)",
+            ["lang"],
+            registry=r,
+        )
         self.score = Histogram(
             "wirewatch_score",
             "Scores of the articles scored (the distribution drift is read from)",

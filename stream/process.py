@@ -63,6 +63,8 @@ class BatchResult:
     shadow_diffs: list[float] = field(default_factory=list)
     shadow_failed: int = 0
     scores: list[float] = field(default_factory=list)  # of the articles scored, for drift
+    # Articles scored whose lang the bundle was not trained on, by that lang.
+    unsupported_langs: Counter[str] = field(default_factory=Counter)
 
 
 def _snippet(text: str) -> str:
@@ -90,6 +92,18 @@ def _explain_one(
         return Rejected("explain_failed", _describe(exc))
 
 
+def base_lang(value: str | None) -> str | None:
+    """'en-GB' and 'EN' are 'en', the part a bundle's languages are compared on; None when untagged.
+
+    The input's lang is whatever its producer wrote: anything that is no language code is
+    'other', so that a metric labelled by it stays small.
+    """
+    if not value or not value.strip():
+        return None
+    code = value.strip().lower().replace("_", "-").split("-")[0]
+    return code if 2 <= len(code) <= 3 and code.isascii() and code.isalpha() else "other"
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
@@ -108,7 +122,10 @@ class BatchProcessor:
         probe: str = canary.SMOKE_TEXTS[0],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         reference: ScoreDistribution | None = None,
+        languages: Sequence[str] | None = None,
     ) -> None:
+        # A bundle that names no languages was trained on English news.
+        self.languages = frozenset(base_lang(x) for x in (languages or ["en"]))
         self.reference = reference  # the bundle's validation score distribution, for drift
         self.scorer = scorer
         self.settings = settings
@@ -151,6 +168,9 @@ class BatchProcessor:
             result.scored += 1
             result.scores.append(value)
             result.alerts += int(value >= self.threshold)
+            lang = base_lang(item.article.lang)
+            if lang and lang not in self.languages:
+                result.unsupported_langs[lang] += 1
             if isinstance(explanation, Rejected):
                 result.dead_letters[explanation.reason] += 1
         if shadow is not None:
@@ -260,6 +280,7 @@ class BatchProcessor:
             model=self.model,
             scored_at=self._now(),
             source=SourceRef(topic=message.topic, partition=message.partition, offset=message.offset),
+            lang=article.lang,
         )
         key = article.id.encode()
         outputs = [Output(s.scores_topic, key, score.model_dump_json().encode(), message.headers, message)]
@@ -368,6 +389,7 @@ def load_processor(
         explainer=Explainer(scorer) if explain and settings.explain else None,
         probe=gate.probe,
         reference=bundle.manifest.score_distribution,
+        languages=bundle.manifest.languages,
     )
     return processor, gate
 

@@ -128,6 +128,11 @@ class Score(BaseModel):
     model: ModelRef
     scored_at: datetime
     source: SourceRef
+    lang: str | None = Field(
+        None,
+        description="The article's language as its producer tagged it (null: untagged); a score of a language "
+        "the bundle was not trained on is counted in wirewatch_articles_unsupported_language",
+    )
 
 
 class Contribution(BaseModel):

@@ -294,6 +294,8 @@ class Service:
         m.alerts.inc(result.alerts)
         for reason, n in result.dead_letters.items():
             m.dead_letters.labels(reason).inc(n)
+        for lang, n in result.unsupported_langs.items():
+            m.unsupported_language.labels(lang).inc(n)
         m.batch_size.observe(len(batch.messages))
         self.drift.set_reference(self.scoring.primary.reference)
         for value in result.scores:
