@@ -12,6 +12,8 @@ export TRANSFORMERS_OFFLINE := 1
 .DEFAULT_GOAL := help
 .PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-gpu install-openvino bench-ad clean
 .PHONY: browser embedder incident-quality
+.PHONY: feed feed-server bench-feed
+FEEDS ?= feeds.txt
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -79,6 +81,16 @@ settings-table: install ## regenerate the README's configuration table from stre
 
 broker: install ## run the embedded Kafka-compatible broker on 127.0.0.1:9092 (memory storage)
 	$(VENV)/bin/wirewatch broker
+
+feed: install ## poll the feeds of $(FEEDS) (one URL a line, or OPML) into the articles topic on 127.0.0.1:9092 (ARGS=--once)
+	$(VENV)/bin/wirewatch feed --feeds $(FEEDS) $(ARGS)
+
+feed-server: install ## a local news site from data/stream.jsonl on :8000 (feeds and pages); its feed list in runs/local-feeds.txt
+	@mkdir -p runs
+	$(PY) -m stream.devtools.feedserver data/stream.jsonl --port 8000 --list runs/local-feeds.txt $(ARGS)
+
+bench-feed: install ## wirewatch feed throughput: 200 local feeds x 50 items into the embedded broker (JSON)
+	$(PY) -m bench.feed $(ARGS)
 
 serve: install ## run the scorer on $(BUNDLE) against 127.0.0.1:9092, creating missing topics
 	$(VENV)/bin/wirewatch serve --bundle $(BUNDLE) --create-topics
