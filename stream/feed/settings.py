@@ -27,14 +27,6 @@ class FeedSettings(BaseSettings):
         description="Kafka bootstrap servers (also WIREWATCH_BOOTSTRAP_SERVERS)",
     )
     articles_topic: str = Field("articles", description="Topic the articles go to (the scorer's input)")
-    feeds_topic: str | None = Field(
-        None,
-        description="Feed-list topic (keyed by feed URL): when set, the feeds given are published to it and "
-        "the feed processes of --group-id share its partitions; when unset, this process polls every feed given",
-    )
-    group_id: str = Field(
-        "wirewatch-feed", description="Consumer group of the processes sharing --feeds-topic"
-    )
     interval_s: float = Field(900.0, gt=0, description="Seconds between two polls of one feed")
     jitter: float = Field(
         0.1, ge=0, le=0.5, description="Each interval and backoff is scaled by 1 +- this, at random"
@@ -77,9 +69,6 @@ class FeedSettings(BaseSettings):
     log_format: Literal["json", "console"] = Field("console", description="Log format")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
     startup_timeout_s: float = Field(30.0, gt=0, description="How long to wait for Kafka at startup")
-    session_timeout_ms: int = Field(
-        10_000, ge=1000, description="Consumer group session timeout (--feeds-topic)"
-    )
     kafka: dict[str, str] = Field(
         default_factory=dict,
         validation_alias=AliasChoices("WIREWATCH_FEED_KAFKA", "WIREWATCH_KAFKA"),

@@ -30,7 +30,9 @@ def test_a_bundle_trained_on_several_languages_counts_only_the_rest() -> None:
 
 
 def test_language_detection_on_text_and_the_declared_language_for_short_text() -> None:
-    assert detect_lang("Le gouvernement a annoncé mardi une nouvelle réforme des retraites contestée.") == "fr"
+    assert (
+        detect_lang("Le gouvernement a annoncé mardi une nouvelle réforme des retraites contestée.") == "fr"
+    )
     assert detect_lang("The council met on Tuesday to discuss the new flood defences for the town.") == "en"
     assert detect_lang("Kurz", declared="de-AT") == "de"
     assert normalise_lang("EN_gb") == "en"
