@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, Protocol, TypeVar, cast, get_args, get_origin
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -241,26 +241,41 @@ def load_subscriber_settings(**overrides: Any) -> SubscriberSettings:
         raise _invalid(exc) from None
 
 
-def _invalid(exc: ValidationError) -> ConfigError:
+def _invalid(exc: ValidationError, prefix: str = "WIREWATCH_") -> ConfigError:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "settings"
-    env = f"WIREWATCH_{field.upper()}" if field != "settings" else "settings"
+    env = f"{prefix}{field.upper()}" if field != "settings" else "settings"
     return ConfigError(f"invalid setting {field} (--{field.replace('_', '-')} / {env}): {err['msg']}")
 
 
-def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -> ServeSettings:
+class _WithKafka(Protocol):
+    kafka: dict[str, str]
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_with_kafka(
+    cls: type[SettingsT], kafka_extra: dict[str, str] | None = None, **overrides: Any
+) -> SettingsT:
     """Environment first, explicit overrides (CLI flags) on top; errors name the variable to fix.
 
-    kafka_extra adds librdkafka settings to those of WIREWATCH_KAFKA rather than replacing them.
+    kafka_extra adds librdkafka settings to those of the environment's `kafka` rather than
+    replacing them.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        settings = ServeSettings(**given)
+        settings = cls(**given)
         if kafka_extra:
-            settings = ServeSettings(**{**given, "kafka": {**settings.kafka, **kafka_extra}})
+            settings = cls(**{**given, "kafka": {**cast(_WithKafka, settings).kafka, **kafka_extra}})
         return settings
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        prefix = str(cls.model_config.get("env_prefix") or "WIREWATCH_")
+        raise _invalid(exc, prefix) from None
+
+
+def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -> ServeSettings:
+    return load_with_kafka(ServeSettings, kafka_extra, **overrides)
 
 
 DEFAULT_DATA_DIR = "../shared/datasets"

@@ -21,7 +21,7 @@ years, among held-out ordinary news, so attack reports are rare, as in a real fe
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +133,22 @@ def _deal(pool: list[Article], counts: list[int], rng: random.Random) -> list[li
     return out
 
 
+def _by_time(
+    articles: list[Article], split_of: Callable[[Article], str], splits: dict[str, list[Article]]
+) -> tuple[list[Article], list[Article]]:
+    """Deals validation and test articles into splits; returns the training and the test ones."""
+    train, test = [], []
+    for article in articles:
+        split = split_of(article)
+        if split == "train":
+            train.append(article)
+            continue
+        splits[split].append(article)
+        if split == "test":
+            test.append(article)
+    return train, test
+
+
 def long_split(article: Article) -> str:
     date = str(article.get("date"))
     return "train" if date < LONG_VAL_FROM else "val" if date < LONG_TEST_FROM else "test"
@@ -211,27 +227,11 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
         if split == "test":
             stream.append(article)  # the MUC test reports are the stream's attack reports
 
-    modern_test, modern_train = [], []
-    for article in modern:
-        split = WIKI_SPLITS[article.get("split")]
-        if split == "train":
-            modern_train.append(article)
-            continue
-        splits[split].append(article)
-        if split == "test":
-            modern_test.append(article)
+    modern_train, modern_test = _by_time(modern, lambda a: WIKI_SPLITS[a.get("split")], splits)
     splits["train"] += _thin_easy_negatives(modern_train, quota.modern_easy_negatives, rng)
     stream += _deal(modern_test, [quota.stream_modern], rng)[0]
 
-    long_train, long_test = [], []
-    for article in long:
-        split = long_split(article)
-        if split == "train":
-            long_train.append(article)
-            continue
-        splits[split].append(article)
-        if split == "test":
-            long_test.append(article)
+    long_train, long_test = _by_time(long, long_split, splits)
     # A generator of their own, so adding them left every other split exactly as it was.
     long_rng = random.Random(f"{seed}-long")
     splits["train"] += _thin_easy_long(long_train, quota.long_easy_negatives, long_rng)

@@ -7,11 +7,10 @@ and WIREWATCH_KAFKA are read too (the WIREWATCH_FEED_* names win).
 import argparse
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.errors import ConfigError
-from stream.settings import no_protected_keys, parse_kafka_pairs
+from stream.settings import load_with_kafka, no_protected_keys, parse_kafka_pairs
 
 DEFAULT_USER_AGENT = "wirewatch-feed/0.1 (news anomaly detector; polite RSS/Atom reader)"
 
@@ -89,18 +88,7 @@ class FeedSettings(BaseSettings):
 
 
 def load_feed_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -> FeedSettings:
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        settings = FeedSettings(**given)
-        if kafka_extra:
-            settings = FeedSettings(**{**given, "kafka": {**settings.kafka, **kafka_extra}})
-        return settings
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise ConfigError(
-            f"invalid setting {field} (--{field.replace('_', '-')} / WIREWATCH_FEED_{field.upper()}): {err['msg']}"
-        ) from None
+    return load_with_kafka(FeedSettings, kafka_extra, **overrides)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
