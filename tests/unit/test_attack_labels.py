@@ -9,7 +9,10 @@ ATTACKS = [
     ("Militants attack a Pakistani Army base in the Lakki Marwat District, killing at least 23.", None),
     ("Gunmen ambush a bus killing nine people and wounding six others in western Ethiopia.", None),
     ("One person is killed after security forces open fire on protesters in Bouziane, Tunisia.", None),
-    ("A gunman who had posted white supremacist threats opens fire at a college in Houston, killing three.", None),
+    (
+        "A gunman who had posted white supremacist threats opens fire at a college in Houston, killing three.",
+        None,
+    ),
     ("Marco Antonio Leal, the Mayor of Hidalgo, is shot dead while driving his car.", "Law and crime"),
     ("ISIL claims responsibility for kidnapping three African Christians in Libya.", None),
     ("Two people are arrested in New York City for allegedly planning a terrorist attack.", "Law and crime"),
@@ -23,7 +26,10 @@ ATTACKS = [
 ]
 NOT_ATTACKS = [
     # A lone gunman at a school with no aim named: ordinary crime, as terrorism databases count it.
-    ("At least three people are injured after a gunman opens fire at the campus of a college in Houston.", None),
+    (
+        "At least three people are injured after a gunman opens fire at the campus of a college in Houston.",
+        None,
+    ),
     ("Turkish warplanes carry out strikes against PKK hideouts in northern Iraq.", None),
     ("An airstrike by the Saudi-led coalition kills 25 civilians in a market in Sanaa.", None),
     ("Pro-Gaddafi forces are besieging the towns of Misrata and Zawiya.", None),
