@@ -38,7 +38,7 @@ def _train(args: argparse.Namespace) -> int:
     from training.pipeline import TrainOptions, train_bundle
 
     try:
-        windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows)
+        windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows or 4)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     options = TrainOptions(
@@ -173,7 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-length", type=int, default=256, help="tokens per window (default 256)")
     p.add_argument("--stride", type=int, help="tokens between window starts (default max-length - 32)")
-    p.add_argument("--max-windows", type=int, default=8, help="windows per article at most (default 8)")
+    p.add_argument(
+        "--max-windows",
+        type=int,
+        default=None,
+        help=(
+            "windows per article at most (default 4, about 900 tokens, for the classifier, which with "
+            "--long-text doc_head reads the fewest of 1..this that validation needs; 8 for the label-free modes)"
+        ),
+    )
     p.add_argument(
         "--train-layers",
         type=int,

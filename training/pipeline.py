@@ -238,10 +238,12 @@ class _Build:
                 bias,
                 val.domain_masks(),
                 options.windowing.max_windows,
+                fit_on=threshold_mask,
             )
             tried = ", ".join(f"{k}: {v:.4f}" for k, v in self.head.tried.items())
             self.note(
-                f"document head over {self.head.windows} windows (mean validation AUPRC over domains by "
+                f"document head over {self.head.windows} windows, fitted on the threshold's validation articles "
+                f"(mean validation AUPRC over their domains by "
                 f"windows read: {tried}); weights {dict(zip(self.head.head.features, self.head.head.weights, strict=True))}, "
                 f"bias {self.head.head.bias}"
             )

@@ -89,7 +89,7 @@ def train_unlabeled(args: argparse.Namespace) -> int:
     from training.unlabeled import UnlabeledOptions
 
     try:
-        windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows)
+        windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows or 8)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if args.from_topic is not None and args.mode != "novelty":

@@ -68,9 +68,34 @@ def test_the_fit_learns_the_lead_and_reads_no_more_windows_than_it_needs() -> No
     groups = {"all": np.ones(len(y), dtype=bool)}
     fit = fit_head(logits, y, 1.0, 0.0, groups, max_windows=8)
     assert fit.windows < 4  # the alarming fourth window is not worth reading
+    assert fit.head.features == ["lead", "max", "mean"]
     assert fit.head.weights[0] > 0.5
     assert set(fit.tried) == {1, 2, 3, 4, 6, 8}
     assert fit.score > 0.95
+
+
+def test_the_head_is_fitted_on_the_articles_it_is_told_to_fit_on() -> None:
+    # Two corpora with opposite ideas of relevance: in the first a report leads with its event,
+    # in the second (MUC-like) an incident anywhere makes a report relevant.
+    rng = np.random.default_rng(1)
+    logits, labels, first = [], [], []
+    for i in range(800):
+        label, modern = int(i % 3 == 0), i % 2 == 0
+        windows = rng.normal(-3.0, 0.5, size=3)
+        if label:
+            windows[0 if modern else 2] += 6.0
+        elif modern and rng.random() < 0.5:
+            windows[2] += 6.0  # a policy piece that recalls an attack at the end
+        logits.append(windows.astype(np.float32))
+        labels.append(label)
+        first.append(modern)
+    y, fit_on = np.asarray(labels), np.asarray(first)
+    groups = {"modern": fit_on, "muc": ~fit_on}
+    fitted = fit_head(logits, y, 1.0, 0.0, groups, max_windows=3, fit_on=fit_on)
+    assert fitted.windows == 1  # the modern corpus: the lead decides, the rest need not be read
+    assert set(fitted.tried) == {1, 2, 3}
+    everything = fit_head(logits, y, 1.0, 0.0, groups, max_windows=3)
+    assert everything.windows == 3  # MUC's relevance needs the whole report
 
 
 def test_the_scorer_applies_the_manifests_head_to_the_windows_it_reads(tmp_path: Path) -> None:
