@@ -43,8 +43,8 @@ WIKI_SPLITS = {
 }
 # Full-length articles (AllSides 2016-2018) are split by time too: 2016 to June 2017 train, the
 # second half of 2017 validation, 2018 test. Many outlets cover one event, so never at random.
-# Attack reports are rare among them (59 of 10,639), so the held-out halves are as large as the
-# training side can spare: 9 reports in validation, 12 in test.
+# Attack reports are rare among them (63 of 10,639), so the held-out halves are as large as the
+# training side can spare: 10 reports in validation, 15 in test.
 LONG_VAL_FROM, LONG_TEST_FROM = "2017-07-01", "2018-01-01"
 
 
