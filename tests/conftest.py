@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import structlog
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -24,6 +25,14 @@ def datasets_dir() -> Path:
     if not (path / "muc34-terrorism" / "muc34.tar.gz").is_file():
         pytest.fail(f"the shared datasets are missing at {path}; set WIREWATCH_DATA_DIR")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog():  # type: ignore[no-untyped-def]
+    """A command run in a test configures structlog to print to that test's captured stderr, which
+    pytest closes afterwards: later tests would log to a closed file."""
+    yield
+    structlog.reset_defaults()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
