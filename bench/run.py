@@ -176,7 +176,9 @@ def ceiling(
     }
 
 
-DOMAINS = ("modern", "muc")
+DOMAINS = ("modern", "muc", "long")
+# Length buckets in words, as in the bundle's report: short items, MUC-length reports, full articles.
+LENGTHS = {"<=60 words": (0, 60), "61-300 words": (61, 300), ">300 words": (301, 10**9)}
 
 
 def detection(feed: list[tuple[str, bytes]], scores: dict[str, float], threshold: float) -> dict[str, Any]:
@@ -210,6 +212,25 @@ def detection(feed: list[tuple[str, bytes]], scores: dict[str, float], threshold
             "f1": round(m.f1, 4),
         }
     return out
+
+
+def by_length(feed: list[tuple[str, bytes]]) -> dict[str, list[tuple[str, bytes]]]:
+    """The feed's articles in the LENGTHS buckets, by the words of their text."""
+    buckets: dict[str, list[tuple[str, bytes]]] = {name: [] for name in LENGTHS}
+    for item in feed:
+        words = len((json.loads(item[1]).get("text") or "").split())
+        for name, (low, high) in LENGTHS.items():
+            if low <= words <= high:
+                buckets[name].append(item)
+    return buckets
+
+
+def bare_model_by_length(scorer: Scorer, feed: list[tuple[str, bytes]], repeats: int = 2) -> dict[str, Any]:
+    """The bare model on each length bucket of the feed on its own: full articles cost many windows."""
+    return {
+        name: {"articles": len(part), **bare_model(scorer, part, repeats)} if part else None
+        for name, part in by_length(feed).items()
+    }
 
 
 def bare_model(scorer: Scorer, feed: list[tuple[str, bytes]], repeats: int = 1) -> dict[str, float]:
@@ -374,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint", type=Path, help="fine-tuned PyTorch weights (default runs/<bundle name>/checkpoint)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another bundle whose bare model is measured on the same feed in the same run",
+    )
     parser.add_argument("--name", default="", help="suffix of the result file's name")
     args = parser.parse_args(argv)
 
@@ -401,6 +427,22 @@ def main(argv: list[str] | None = None) -> int:
     feed_info = describe_feed(feed, scorer)
     print("bare model ...", file=sys.stderr)
     bare = bare_model(scorer, feed, repeats=2)
+    lengths = bare_model_by_length(scorer, feed)
+    compared: dict[str, Any] | None = None
+    if args.compare:
+        # Another bundle (today's, say) on the same feed in the same run: these machines are noisy.
+        print(f"bare model of {args.compare} ...", file=sys.stderr)
+        other = processor_for(settings.model_copy(update={"bundle": args.compare, "explain": False})).scorer
+        assert isinstance(other, Scorer)
+        compared = {
+            "bundle": str(args.compare),
+            "bare_model_articles_per_s": round(bare_model(other, feed, repeats=2)["articles_per_s"], 1),
+            "bare_model_by_length": bare_model_by_length(other, feed),
+        }
+        compared["this_vs_compared"] = round(
+            bare["articles_per_s"] / compared["bare_model_articles_per_s"], 3
+        )
+        del other
     # The ceiling is measured before and after the end-to-end run and the better one kept: these
     # machines are noisy, and a low ceiling would flatter the service.
     print("ceiling ...", file=sys.stderr)
@@ -465,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "bare_model_articles_per_s": round(bare["articles_per_s"], 1),
         "bare_model_calls": bare["calls"],
+        "bare_model_by_length": lengths,
+        "compared": compared,
         "ceiling_articles_per_s": round(top["articles_per_s"], 1),
         "ceiling_articles_per_cpu_s": round(top["articles_per_cpu_s"], 1),
         "ceiling_runs_articles_per_s": [round(c["articles_per_s"], 1) for c in ceilings],

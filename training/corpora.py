@@ -293,7 +293,7 @@ def load_allsides(data_dir: Path) -> list[Article]:
                             split=date[:4],
                             date=date,
                             outlet=row.get("source"),
-                            category=row.get("topic"),
+                            tag=row.get("topic"),  # AllSides' topic tag (`category` is AG News's)
                         )
                     )
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -24,15 +24,27 @@ def test_detection_per_domain_at_the_threshold() -> None:
         {"id": "o1", "domain": "ordinary", "label": 0},  # false alarm, labelled only
         {"id": "o2", "domain": "ordinary", "label": None},  # unlabelled: not counted
         {"id": "m5", "domain": "modern", "label": 1},  # dead-lettered: no score
+        {"id": "l1", "domain": "long", "label": 0},  # a full article below the threshold
     )
-    scores = {"m1": 0.9, "m2": 0.2, "m3": 0.6, "m4": 0.1, "u1": 0.5, "u2": 0.49, "o1": 0.7, "o2": 0.99}
+    scores = {
+        "m1": 0.9,
+        "m2": 0.2,
+        "m3": 0.6,
+        "m4": 0.1,
+        "u1": 0.5,
+        "u2": 0.49,
+        "o1": 0.7,
+        "o2": 0.99,
+        "l1": 0.3,
+    }
     out = detection(feed, scores, 0.5)
     assert out["labelled_unscored"] == 1
     assert out["modern"] == {"n": 4, "positives": 2, "alerts": 2, "precision": 0.5, "recall": 0.5, "f1": 0.5}
     assert out["muc"] == {"n": 2, "positives": 1, "alerts": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert out["long"] == {"n": 1, "positives": 0, "alerts": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
     # All labelled: tp m1 u1, fp m3 o1, fn m2.
     assert out["labelled"] == {
-        "n": 7,
+        "n": 8,
         "positives": 3,
         "alerts": 4,
         "precision": 0.5,
@@ -43,4 +55,11 @@ def test_detection_per_domain_at_the_threshold() -> None:
 
 def test_detection_without_labelled_articles() -> None:
     out = detection(_feed({"id": "a", "domain": "ordinary", "label": None}), {"a": 0.1}, 0.5)
-    assert out == {"threshold": 0.5, "labelled_unscored": 0, "modern": None, "muc": None, "labelled": None}
+    assert out == {
+        "threshold": 0.5,
+        "labelled_unscored": 0,
+        "modern": None,
+        "muc": None,
+        "long": None,
+        "labelled": None,
+    }
