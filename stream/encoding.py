@@ -221,7 +221,10 @@ def head_per_owner(
     bias: float,
 ) -> npt.NDArray[np.float32]:
     """sigmoid(weights . window_features + bias) per owner: the doc_head strategy."""
-    logit = window_features(values, owner, n) @ np.asarray(weights, dtype=np.float64) + bias
+    # A head may use a prefix of HEAD_FEATURES (the manifest checks it is one).
+    logit = (
+        window_features(values, owner, n)[:, : len(weights)] @ np.asarray(weights, dtype=np.float64) + bias
+    )
     return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
 
