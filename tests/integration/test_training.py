@@ -59,10 +59,15 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
     assert {"model", "baseline", "description prior"} == set(m.metrics["stream"])
     assert {"model fp32", "model int8"} == set(m.metrics["validation (threshold)"])
     domains = {k for k in m.metrics if k.startswith("test (")}
-    assert domains <= {"test (MUC)", "test (modern)"}
+    lengths = {"test (<=60 words)", "test (61-300 words)", "test (>300 words)"}
+    assert domains <= {"test (MUC)", "test (modern)", "test (full-length)", *lengths}
     assert m.max_length == 64
     assert m.long_text.stride == 48
-    assert m.long_text.max_windows == 3
+    # The document head reads the fewest windows (of at most 3) that validation needs.
+    assert m.long_text.strategy == "doc_head"
+    assert m.long_text.head is not None
+    assert m.long_text.head.features == ["lead", "max", "mean"]
+    assert 1 <= m.long_text.max_windows <= 3
     assert 0.0 <= m.threshold <= 1.0
     assert m.threshold_rule == "maximum F1 on validation"
     assert m.extra_metrics["export_max_abs_diff"] <= 1e-4
