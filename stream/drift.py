@@ -40,7 +40,9 @@ class ScoreDistribution(BaseModel):
 
     source: str = Field(description="Which scores: e.g. validation articles of domain 'modern', label 0")
     n: int = Field(ge=1)
-    edges: list[float] = Field(description="Inner bin edges (the reference's deciles); bins are [e_i, e_i+1)")
+    edges: list[float] = Field(
+        description="Inner bin edges (the reference's minimum, deciles and just above its maximum); bins are [e_i, e_i+1)"
+    )
     proportions: list[float] = Field(description="Share of the reference in each bin (len(edges) + 1)")
     histogram: list[float] = Field(
         description=f"Share in each of {HISTOGRAM_BINS} equal bins of [0, 1], for display"
@@ -60,7 +62,11 @@ def reference_from_scores(
     if len(values) == 0:
         raise ValueError("no scores to build a reference distribution from")
     quantiles = np.quantile(values, np.linspace(0, 1, QUANTILE_BINS + 1)[1:-1])
-    edges = sorted({round(float(q), 6) for q in quantiles})
+    # The outer edges give scores below or above anything the reference holds bins of their own.
+    # A bundle whose normal articles all score alike has one distinct decile; without them a feed
+    # scoring far above it shared that decile's bin and read as no drift at all.
+    outer = (round(float(values.min()), 6), round(float(values.max()), 6) + 1e-6)
+    edges = sorted({round(float(q), 6) for q in quantiles} | set(outer))
     counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
     return ScoreDistribution(
         source=source,

@@ -172,10 +172,29 @@ def test_psi_is_near_zero_for_the_reference_itself_and_large_for_a_shift() -> No
     reference = reference_from_scores(rng.beta(1, 12, 5000).tolist(), "test")
     assert len(reference.proportions) == len(reference.edges) + 1
     assert sum(reference.proportions) == pytest.approx(1.0)
-    same = np.bincount(np.searchsorted(reference.edges, rng.beta(1, 12, 2000), side="right"), minlength=10)
-    shifted = np.bincount(np.searchsorted(reference.edges, rng.beta(3, 8, 2000), side="right"), minlength=10)
+    same = np.bincount(
+        np.searchsorted(reference.edges, rng.beta(1, 12, 2000), side="right"),
+        minlength=len(reference.proportions),
+    )
+    shifted = np.bincount(
+        np.searchsorted(reference.edges, rng.beta(3, 8, 2000), side="right"),
+        minlength=len(reference.proportions),
+    )
     assert psi(reference.proportions, same) < 0.05
     assert psi(reference.proportions, shifted) > PSI_THRESHOLD
+
+
+def test_a_feed_above_a_reference_of_identical_scores_is_drift() -> None:
+    reference = reference_from_scores([0.031] * 400, "every normal article scores alike")
+    assert sum(reference.proportions) == pytest.approx(1.0)
+    window = DriftWindow(reference, clock=lambda: 1_000_000.0)
+    for _ in range(MIN_SCORES):
+        window.observe(0.031, False)
+    assert not window.snapshot().drifted, "the reference itself is no drift"
+    shifted = DriftWindow(reference, clock=lambda: 1_000_000.0)
+    for _ in range(MIN_SCORES):
+        shifted.observe(0.5, True)
+    assert shifted.snapshot().drifted
 
 
 def test_drift_window_keeps_one_hour_and_needs_enough_scores() -> None:
