@@ -23,5 +23,5 @@ ENTRYPOINT ["wirewatch", "feed"]
 FROM serving AS scorer
 EXPOSE 9308
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9308/healthz')"
-# Settings come from WIREWATCH_* variables (see README, Configuration).
+# Settings come from WIREWATCH_* variables (see docs/operating.md, Configuration).
 ENTRYPOINT ["wirewatch", "serve"]

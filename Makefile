@@ -56,11 +56,11 @@ browser: ## install Debian's chromium for the browser test when missing (skipped
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 
 embedder: install ## export the sentence embedder that `wirewatch incidents` groups alerts with (exports/embedder)
-	$(PY) -m training.embedder --out exports/embedder
+	$(PY) -m training.ship.embedder --out exports/embedder
 
 incident-quality: install ## pairwise precision/recall of incident grouping on Wikipedia current events (JSON)
 	@[ -f exports/embedder/manifest.json ] || $(MAKE) embedder
-	$(PY) -m training.incident_quality --embedder exports/embedder --data-dir $(DATA_DIR) --out runs/incident-quality/result.json $(ARGS)
+	$(PY) -m training.bench.incident_quality --embedder exports/embedder --data-dir $(DATA_DIR) --out runs/incident-quality/result.json $(ARGS)
 
 data: install ## prepare data/terrorism/{train,val,test}.jsonl and data/stream.jsonl
 	$(VENV)/bin/wirewatch data prepare --data-dir $(DATA_DIR) --out data
@@ -76,8 +76,8 @@ schemas: install ## regenerate the message JSON Schema files in schemas/
 	$(PY) -m stream.schemas schemas
 
 .PHONY: settings-table
-settings-table: install ## regenerate the README's configuration table from stream/settings.py
-	$(PY) -m stream.settings README.md
+settings-table: install ## regenerate the configuration table in docs/operating.md from stream/serve/settings.py
+	$(PY) -m stream.serve.settings docs/operating.md
 
 broker: install ## run the embedded Kafka-compatible broker on 127.0.0.1:9092 (memory storage)
 	$(VENV)/bin/wirewatch broker

@@ -19,7 +19,7 @@ from stream.devtools.feedserver import FeedServer, read_jsonl, site_from_article
 from stream.feed.cli import run_feed
 from stream.feed.settings import load_feed_settings
 from stream.feed.sources import feed_list
-from stream.observability import configure_logging
+from stream.logs import configure_logging
 
 
 def _cpu() -> str:

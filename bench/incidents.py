@@ -8,7 +8,7 @@ scorer takes them, and reads back the alerts with their incidents. It reports:
 
 - articles, alerts, incidents, alerts per incident, and the largest incidents;
 - pairwise precision and recall of "same incident" on the alerts, with the truth of
-  `training.incident_quality` (event headers; items at most two days apart), on every alert and
+  `training.bench.incident_quality` (event headers; items at most two days apart), on every alert and
   on the alerts of the "Armed conflicts and attacks" section;
 - the same alerts grouped offline, one by one in date order, by the same Grouper: what the live
   stage, which reads a backlog unevenly across partitions, should match.
@@ -33,19 +33,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
-from stream.embedder import Embedder  # noqa: E402
-from stream.incidents import (  # noqa: E402
+from stream.kafka.topics import TopicSpec, ensure_topics  # noqa: E402
+from stream.schemas import Alert  # noqa: E402
+from stream.scoring.embedder import Embedder  # noqa: E402
+from stream.serve.observability import wait_ready  # noqa: E402
+from stream.subscribers.incidents import (  # noqa: E402
     DEFAULT_EMBEDDING_WEIGHT,
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW_HOURS,
     incident_text,
 )
-from stream.lexical import combine, name_vectors  # noqa: E402
-from stream.observability import wait_ready  # noqa: E402
-from stream.schemas import Alert  # noqa: E402
-from stream.topics import TopicSpec, ensure_topics  # noqa: E402
-from training.corpora import load_current_events  # noqa: E402
-from training.incident_quality import ATTACKS, EVENT_HEADERS, Dataset, event_headers_of, group  # noqa: E402
+from stream.subscribers.lexical import combine, name_vectors  # noqa: E402
+from training.bench.incident_quality import ATTACKS, EVENT_HEADERS, Dataset, event_headers_of, group  # noqa: E402
+from training.data.corpora import load_current_events  # noqa: E402
 
 SESSION = {"session.timeout.ms": "6000"}
 
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for scope, ids in scopes.items()
         },
-        "truth": f"{EVENT_HEADERS}, as in training.incident_quality",
+        "truth": f"{EVENT_HEADERS}, as in training.bench.incident_quality",
         "seconds": {
             "scored": round(scored_s, 1),
             "grouped": round(grouped_s, 1),

@@ -46,16 +46,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import naive  # noqa: E402
-from stream.bundle import load_bundle  # noqa: E402
 from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
-from stream.metrics import at_threshold  # noqa: E402
-from stream.observability import wait_ready  # noqa: E402
-from stream.process import BatchProcessor, processor_for  # noqa: E402
-from stream.providers import cpu_flags  # noqa: E402
-from stream.records import Incoming, Output  # noqa: E402
-from stream.scorer import Scorer  # noqa: E402
-from stream.settings import ServeSettings  # noqa: E402
-from stream.text import article_text  # noqa: E402
+from stream.kafka.records import Incoming, Output  # noqa: E402
+from stream.scoring.bundle import load_bundle  # noqa: E402
+from stream.scoring.metrics import at_threshold  # noqa: E402
+from stream.scoring.providers import cpu_flags  # noqa: E402
+from stream.scoring.scorer import Scorer  # noqa: E402
+from stream.scoring.text import article_text  # noqa: E402
+from stream.serve.observability import wait_ready  # noqa: E402
+from stream.serve.process import BatchProcessor, processor_for  # noqa: E402
+from stream.serve.settings import ServeSettings  # noqa: E402
 
 SESSION = {"session.timeout.ms": "6000"}
 # The reader of the scores waits at most this long in a fetch, as the service's own consumer does:

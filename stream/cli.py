@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from stream.errors import ConfigError, DependencyError
 
 if TYPE_CHECKING:
-    from stream.settings import SubscriberSettings
+    from stream.subscribers.settings import SubscriberSettings
 
 TOOLS_EXTRA = "pip install 'wirewatch[tools]' (or `make install` in a clone)"
 
@@ -32,16 +32,16 @@ def _devtool(name: str) -> ModuleType:
 
 
 def _setting_default(name: str) -> str:
-    from stream.settings import ServeSettings
+    from stream.serve.settings import ServeSettings
 
     return str(ServeSettings.model_fields[name].default)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from stream.articles import read_articles
-    from stream.bundle import load_bundle
-    from stream.evaluate import format_evaluation, scorable, score_articles, summarize, to_json
-    from stream.scorer import Scorer
+    from stream.scoring.articles import read_articles
+    from stream.scoring.bundle import load_bundle
+    from stream.scoring.evaluate import format_evaluation, scorable, score_articles, summarize, to_json
+    from stream.scoring.scorer import Scorer
 
     bundle = load_bundle(args.bundle)
     articles, skipped = scorable(read_articles(args.data))
@@ -70,9 +70,9 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from stream.observability import configure_logging
-    from stream.service import serve
-    from stream.settings import from_arguments
+    from stream.logs import configure_logging
+    from stream.serve.service import serve
+    from stream.serve.settings import from_arguments
 
     settings = from_arguments(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -81,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream.settings import parse_kafka_pairs
+    from stream.kafka.config import parse_kafka_pairs
 
     result = _devtool("replay").replay(
         args.file,
@@ -99,7 +99,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from stream.settings import parse_kafka_pairs
+    from stream.kafka.config import parse_kafka_pairs
 
     if args.stats:
         _devtool("tail").stats(
@@ -126,7 +126,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _subscriber_settings(args: argparse.Namespace) -> "SubscriberSettings":
-    from stream.settings import load_subscriber_settings
+    from stream.subscribers.settings import load_subscriber_settings
 
     return load_subscriber_settings(
         kafka_file=args.kafka_file,
@@ -140,8 +140,8 @@ def _kafka_of(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _incidents(args: argparse.Namespace) -> int:
-    from stream.incident_stage import IncidentOptions, run_incidents
-    from stream.observability import configure_logging
+    from stream.logs import configure_logging
+    from stream.subscribers.stage import IncidentOptions, run_incidents
 
     configure_logging(args.log_format, "info")
     options = IncidentOptions(
@@ -166,8 +166,8 @@ def _incidents(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     import threading
 
-    from stream.observability import configure_logging
-    from stream.web import WebOptions, run_web
+    from stream.logs import configure_logging
+    from stream.subscribers.web import WebOptions, run_web
 
     configure_logging(args.log_format, "info")
     settings = _subscriber_settings(args)
@@ -196,8 +196,8 @@ def _notify(args: argparse.Namespace) -> int:
 
     import structlog
 
-    from stream.notify import Notifier, NotifyOptions
-    from stream.observability import configure_logging
+    from stream.logs import configure_logging
+    from stream.subscribers.notify import Notifier, NotifyOptions
 
     configure_logging(args.log_format, "info")
     webhook = _subscriber_settings(args).webhook_url()
@@ -262,7 +262,7 @@ def _bootstrap_default() -> str:
 
 
 def _add_serve(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from stream.settings import add_arguments
+    from stream.serve.settings import add_arguments
 
     p = sub.add_parser(
         "serve",
@@ -345,7 +345,7 @@ def _add_replay_and_tail(sub: "argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _add_demo(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from stream.settings import default_data_dir
+    from stream.serve.settings import default_data_dir
 
     p = sub.add_parser(
         "demo",
@@ -405,7 +405,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from stream.incidents import DEFAULT_EMBEDDING_WEIGHT, DEFAULT_THRESHOLD, DEFAULT_WINDOW_HOURS
+    from stream.subscribers.incidents import DEFAULT_EMBEDDING_WEIGHT, DEFAULT_THRESHOLD, DEFAULT_WINDOW_HOURS
 
     alerts = _setting_default("alerts_topic")
     p = sub.add_parser(
@@ -424,7 +424,7 @@ def _add_subscriber_commands(sub: "argparse._SubParsersAction[argparse.ArgumentP
         "--embedder",
         type=Path,
         default=Path("exports/embedder"),
-        help="embedder folder (default exports/embedder; `python -m training.embedder` exports it)",
+        help="embedder folder (default exports/embedder; `python -m training.ship.embedder` exports it)",
     )
     p.add_argument("--alerts-topic", default=alerts, help=f"input (default {alerts})")
     p.add_argument(

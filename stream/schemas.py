@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, f
 
 MAX_ID_LENGTH = 256
 
-# Input problems first, then what went wrong with a valid article's outputs (see README).
+# Input problems first, then what went wrong with a valid article's outputs (see docs/subscribers.md).
 DeadLetterReason = Literal[
     "invalid_json",
     "invalid_utf8",

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from stream import cli as stream_cli
 from stream.errors import ConfigError, WirewatchError
-from stream.settings import default_data_dir
-from training.unlabeled_cli import add_bench_command, add_mode_arguments, train_unlabeled
+from stream.serve.settings import default_data_dir
+from training.labelfree.cli import add_bench_command, add_mode_arguments, train_unlabeled
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from training.prepare import Quota, format_composition, prepare, write_prepared
+    from training.data.prepare import Quota, format_composition, prepare, write_prepared
 
     prepared = prepare(
         args.data_dir, seed=args.seed, quota=Quota(args.train_news, args.val_news, args.test_news)
@@ -33,9 +33,9 @@ def _train(args: argparse.Namespace) -> int:
         return train_unlabeled(args)
     if args.data is None:
         raise ConfigError("--data is required (a folder with train, val and test files)")
-    from stream.encoding import Windowing
+    from stream.scoring.encoding import Windowing
+    from training.classifier.pipeline import TrainOptions, train_bundle
     from training.finetune import TrainConfig, cpu_has_bf16
-    from training.pipeline import TrainOptions, train_bundle
 
     try:
         windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows or 4)

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm
 
-from stream.encoding import Encoder
+from stream.scoring.encoding import Encoder
 from training.finetune import autocast
 from training.model import import_torch
 

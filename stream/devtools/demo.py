@@ -28,15 +28,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stream.bundle import load_bundle
 from stream.devtools.broker import EmbeddedBroker, free_port
 from stream.devtools.replay import replay
 from stream.errors import DataError, WirewatchError
-from stream.metrics import at_threshold
-from stream.observability import wait_ready
-from stream.process import processor_for
-from stream.records import Incoming
-from stream.settings import ServeSettings
+from stream.kafka.records import Incoming
+from stream.scoring.bundle import load_bundle
+from stream.scoring.metrics import at_threshold
+from stream.serve.observability import wait_ready
+from stream.serve.process import processor_for
+from stream.serve.settings import ServeSettings
 
 DEFAULT_BUNDLE = Path("exports/terrorism-v1")
 QUICK_BUNDLE = Path("exports/terrorism-quick")
@@ -46,7 +46,7 @@ QUICK_TRAIN_ARGS = ["--epochs", "1", "--max-length", "128", "--max-windows", "8"
 QUICK_TRAIN_MINUTES = 15
 MISSING_DATA = (
     "wirewatch trains on real labeled news: MUC-3/4 terrorism reports, AG News, BBC News and "
-    "Reuters-21578 in their original formats (see README, Training on your data). Put them in one "
+    "Reuters-21578 in their original formats (see docs/training.md). Put them in one "
     "folder (muc34-terrorism/muc34.tar.gz, ag_news/test.csv, bbc-news/bbc-fulltext.tar.gz, "
     "reuters21578/reut2-*.sgm) and point WIREWATCH_DATA_DIR at it, or keep them in "
     "../shared/datasets beside this clone. Or skip training: put a bundle in exports/terrorism-v1 "

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
-from stream.bundle import read_manifest
-from stream.drift import MIN_SCORES, PSI_THRESHOLD, DriftSnapshot, DriftWindow
 from stream.errors import BrokerError
+from stream.scoring.bundle import read_manifest
+from stream.scoring.drift import MIN_SCORES, PSI_THRESHOLD, DriftSnapshot, DriftWindow
 
 
 def format_alert(record: dict[str, object]) -> str:

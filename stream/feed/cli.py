@@ -103,7 +103,7 @@ def run_feed(
 
 def main(args: argparse.Namespace) -> int:
     from stream.errors import ConfigError
-    from stream.observability import configure_logging
+    from stream.logs import configure_logging
 
     settings = from_arguments(args)
     configure_logging(settings.log_format, settings.log_level)

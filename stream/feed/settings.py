@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.settings import load_with_kafka, no_protected_keys, parse_kafka_pairs
+from stream.kafka.config import load_with_kafka, no_protected_keys, parse_kafka_pairs
 
 DEFAULT_USER_AGENT = "wirewatch-feed/0.1 (news anomaly detector; polite RSS/Atom reader)"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.articles import Article, write_articles
-from training.prepare import prepare
+from stream.scoring.articles import Article, write_articles
+from training.data.prepare import prepare
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -74,9 +74,9 @@ def sample_data(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def tiny_bundle(sample_data: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real bundle: the tiny BERT fine-tuned for a few steps, exported, validated and quantized."""
-    from stream.encoding import Windowing
+    from stream.scoring.encoding import Windowing
+    from training.classifier.pipeline import TrainOptions, train_bundle
     from training.finetune import TrainConfig
-    from training.pipeline import TrainOptions, train_bundle
 
     out = tmp_path_factory.mktemp("exports") / "tiny-v1"
     options = TrainOptions(

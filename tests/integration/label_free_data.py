@@ -3,8 +3,8 @@
 import random
 from pathlib import Path
 
-from stream.articles import Article, write_articles
-from training import corpora
+from stream.scoring.articles import Article, write_articles
+from training.data import corpora
 
 NORMAL = ("business", "politics", "sport", "tech")
 ANOMALY = "entertainment"

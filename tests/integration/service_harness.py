@@ -16,9 +16,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from stream.articles import read_articles
 from stream.devtools.broker import free_port
-from stream.observability import wait_ready
+from stream.scoring.articles import read_articles
+from stream.serve.observability import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tansu holds a group's first join for about half of session.timeout.ms.

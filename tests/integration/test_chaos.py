@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Message, Producer
 
-from stream.bundle import load_bundle
 from stream.devtools.broker import EmbeddedBroker
 from stream.schemas import ERROR_HEADER, ORIGINAL_SIZE_HEADER
+from stream.scoring.bundle import load_bundle
 from tests.integration.broker_fixtures import TopicFactory
 from tests.integration.service_harness import (
     ServiceProcess,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from stream.articles import read_articles
-from stream.bundle import load_bundle
-from stream.explain import Explainer
-from stream.scorer import Scorer
-from stream.text import article_text, clean
+from stream.scoring.articles import read_articles
+from stream.scoring.bundle import load_bundle
+from stream.scoring.explain import Explainer
+from stream.scoring.scorer import Scorer
+from stream.scoring.text import article_text, clean
 from tests.integration.service_harness import run_cli
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from stream.embedder import Embedder
 from stream.errors import SystemicError
-from stream.incident_stage import IncidentOptions, IncidentStage
-from stream.incidents import STATE_HEADER
 from stream.schemas import Alert, ModelRef, SourceRef
+from stream.scoring.embedder import Embedder
+from stream.subscribers.incidents import STATE_HEADER
+from stream.subscribers.stage import IncidentOptions, IncidentStage
 from tests.integration.service_harness import ROOT, SESSION_TIMEOUT, consume, ids_of, produce, until
 
 TIMEOUT = 90.0
@@ -24,7 +24,7 @@ TIMEOUT = 90.0
 @pytest.fixture(scope="session")
 def tiny_embedder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedder export path on the tiny random BERT: validated against PyTorch, loaded by stream."""
-    from training.embedder import export_embedder
+    from training.ship.embedder import export_embedder
 
     out = tmp_path_factory.mktemp("embedders") / "tiny-embedder"
     export_embedder(out, base_model=str(tiny_model), max_length=64)

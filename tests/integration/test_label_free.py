@@ -10,8 +10,8 @@ import onnx
 import pytest
 from confluent_kafka import Producer
 
-from stream.bundle import load_bundle
-from stream.encoding import Windowing
+from stream.scoring.bundle import load_bundle
+from stream.scoring.encoding import Windowing
 from tests.integration.label_free_data import write_label_free_data
 from tests.integration.service_harness import (
     ServiceProcess,
@@ -23,9 +23,9 @@ from tests.integration.service_harness import (
     run_cli,
 )
 from training.finetune import TrainConfig
-from training.novelty import train_novelty
-from training.ood import train_ood
-from training.unlabeled import UnlabeledOptions
+from training.labelfree.base import UnlabeledOptions
+from training.labelfree.novelty import train_novelty
+from training.labelfree.ood import train_ood
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOWING = Windowing(max_length=64, stride=48, max_windows=3)

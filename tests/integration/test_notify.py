@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from stream.notify import Notifier, NotifyOptions
 from stream.schemas import Incident, IncidentBest
+from stream.subscribers.notify import Notifier, NotifyOptions
 from tests.integration.service_harness import ROOT, SESSION_TIMEOUT, committed, consume, produce, until
 
 TIMEOUT = 90.0

@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from stream.articles import read_articles
-from stream.bundle import MANIFEST, load_bundle, sha256_file
-from stream.scorer import Scorer
-from stream.text import article_text
+from stream.scoring.articles import read_articles
+from stream.scoring.bundle import MANIFEST, load_bundle, sha256_file
+from stream.scoring.scorer import Scorer
+from stream.scoring.text import article_text
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +21,9 @@ def static_bundle(
     tiny_bundle: Path, tiny_model: Path, sample_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The tiny bundle with a freshly exported model, quantized static int8 on training texts."""
-    from training import export, shipping
     from training.model import build_classifier, calibrated, load_base, resolve_base_model
+    from training.ship import export
+    from training.ship import graph as shipping
 
     folder = tmp_path_factory.mktemp("static") / "bundle"
     shutil.copytree(tiny_bundle, folder)

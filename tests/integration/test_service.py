@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Message
 
-from stream.bundle import load_bundle
 from stream.schemas import ERROR_HEADER, OFFSET_HEADER, TOPIC_HEADER
+from stream.scoring.bundle import load_bundle
 from tests.integration.broker_fixtures import TopicFactory
 from tests.integration.service_harness import (
     ServiceProcess,

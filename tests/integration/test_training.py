@@ -9,12 +9,12 @@ import numpy as np
 import onnx
 import pytest
 
-from stream.bundle import load_bundle
-from stream.encoding import Windowing
 from stream.errors import ConfigError, DataError, ExportError
+from stream.scoring.bundle import load_bundle
+from stream.scoring.encoding import Windowing
 from tests.integration.service_harness import run_cli
+from training.classifier.pipeline import TrainOptions, train_bundle
 from training.finetune import TrainConfig
-from training.pipeline import TrainOptions, train_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOWING = Windowing(max_length=64, stride=48, max_windows=3)
@@ -182,9 +182,9 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path: Path, sample_data: 
 def test_export_validation_catches_a_wrong_graph(bundle_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
     from tokenizers import Tokenizer
 
-    from stream.encoding import Encoder
-    from training import export
+    from stream.scoring.encoding import Encoder
     from training.model import build_classifier, calibrated, load_base, resolve_base_model
+    from training.ship import export
 
     encoder_model, _ = load_base(resolve_base_model(str(tiny_model)))
     graph = calibrated(build_classifier(encoder_model), 1.0, 0.0)
@@ -199,9 +199,9 @@ def test_export_validation_catches_a_wrong_graph(bundle_dir: Path, tiny_model: P
 
 
 def test_scores_do_not_depend_on_the_rest_of_the_batch(bundle_dir: Path, sample_data: Path) -> None:
-    from stream.articles import read_articles
-    from stream.scorer import Scorer
-    from stream.text import article_text
+    from stream.scoring.articles import read_articles
+    from stream.scoring.scorer import Scorer
+    from stream.scoring.text import article_text
 
     scorer = Scorer(load_bundle(bundle_dir))
     texts = [article_text(a.title, a.text) for a in read_articles(sample_data / "test.jsonl")]

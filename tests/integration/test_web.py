@@ -309,8 +309,8 @@ def test_alerts_produced_into_the_topics_appear_live_on_the_page(
 def test_tail_stats_reports_the_hour_and_flags_drift_against_the_bundle(
     kafka_bootstrap: str, new_topic: Callable[[int], str], tiny_bundle: Path
 ) -> None:
-    from stream.bundle import read_manifest
     from stream.devtools.tail import stats
+    from stream.scoring.bundle import read_manifest
 
     reference = read_manifest(tiny_bundle).score_distribution
     assert reference is not None, "training records the validation score distribution in the bundle"
@@ -416,7 +416,7 @@ def test_an_alert_with_a_javascript_url_naming_another_topic_runs_nothing_and_sh
 def test_the_page_links_only_http_urls_asks_for_its_token_and_says_when_it_reconnected(
     tmp_path: Path,
 ) -> None:
-    from stream.web import Hub
+    from stream.subscribers.web import Hub
     from tests.integration.test_web_access import TOKEN, serving
 
     sync_playwright = browser_or_fail()

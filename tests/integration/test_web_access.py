@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from stream.schemas import SourceRef
-from stream.web import Follower, Hub, WebOptions, make_server
+from stream.subscribers.web import Follower, Hub, WebOptions, make_server
 
 TOKEN = "a-long-random-test-token-0123456789"
 

@@ -19,16 +19,16 @@ import numpy as np
 import structlog
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from stream.delivery import delivery_for
 from stream.errors import ScoringError
-from stream.observability import KafkaEvents, Metrics
-from stream.process import BatchProcessor
 from stream.schemas import ModelRef
-from stream.scorer import Scores
-from stream.service import Scoring, Service
-from stream.settings import ServeSettings
-from stream.sink import KafkaSink
-from stream.source import KafkaSource
+from stream.scoring.scorer import Scores
+from stream.serve.delivery import delivery_for
+from stream.serve.observability import KafkaEvents, Metrics
+from stream.serve.process import BatchProcessor
+from stream.serve.service import Scoring, Service
+from stream.serve.settings import ServeSettings
+from stream.serve.sink import KafkaSink
+from stream.serve.source import KafkaSource
 
 Partition = tuple[str, int]
 INPUT = "articles"

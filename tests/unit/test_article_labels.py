@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.article_labels import label_article, lead_of
+from training.data.article_labels import label_article, lead_of
 
 pytestmark = pytest.mark.unit
 

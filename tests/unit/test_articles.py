@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.articles import Article, read_articles, write_articles
 from stream.errors import DataError
+from stream.scoring.articles import Article, read_articles, write_articles
 
 
 def _jsonl(path: Path, *rows: object) -> Path:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.attack_labels import label_item
+from training.data.attack_labels import label_item
 
 ATTACKS = [
     ("A suicide bombing at a funeral in the Pakistani city of Quetta kills at least 28 people.", None),

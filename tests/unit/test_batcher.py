@@ -2,7 +2,7 @@
 
 import pytest
 
-from stream.batcher import Batcher
+from stream.serve.batcher import Batcher
 
 
 class Clock:

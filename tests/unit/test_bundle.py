@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.bundle import (
+from stream.errors import BundleError
+from stream.scoring.bundle import (
     BaseModelInfo,
     Calibration,
     LongText,
@@ -14,8 +15,7 @@ from stream.bundle import (
     load_bundle,
     sha256_file,
 )
-from stream.errors import BundleError
-from stream.text import PREPROCESSING_VERSION
+from stream.scoring.text import PREPROCESSING_VERSION
 
 
 def _manifest(**overrides: object) -> Manifest:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from stream.bundle import MANIFEST, BaseModelInfo, load_bundle, sha256_file
-from stream.embedder import Embedder, EmbedderManifest
 from stream.errors import BundleError
-from stream.observability import Metrics
-from stream.process import load_processor
-from stream.reload import Reloader
+from stream.scoring.bundle import MANIFEST, BaseModelInfo, load_bundle, sha256_file
+from stream.scoring.embedder import Embedder, EmbedderManifest
+from stream.serve.observability import Metrics
+from stream.serve.process import load_processor
+from stream.serve.reload import Reloader
 from tests.unit.fakes import settings as serve_settings
 from tests.unit.toy_bundle import build
 

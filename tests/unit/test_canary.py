@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.bundle import load_bundle, sha256_file
-from stream.canary import SMOKE_TEXTS, check, write_canary
 from stream.errors import BundleError
+from stream.scoring.bundle import load_bundle, sha256_file
+from stream.scoring.canary import SMOKE_TEXTS, check, write_canary
 from tests.unit.test_bundle import _manifest
 
 

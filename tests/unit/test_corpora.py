@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.errors import DataError
-from training import corpora
+from training.data import corpora
 
 
 def _copy_members(src: Path, dst: Path, keep: list[str]) -> None:

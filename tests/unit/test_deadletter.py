@@ -1,7 +1,7 @@
 """Dead letters never exceed what Kafka takes: capped, with the original size in a header."""
 
-from stream.deadletter import RECORD_OVERHEAD, dead_letter, fit, reject
-from stream.records import Incoming, Output
+from stream.kafka.deadletter import RECORD_OVERHEAD, dead_letter, fit, reject
+from stream.kafka.records import Incoming, Output
 from stream.schemas import ERROR_HEADER, ORIGINAL_SIZE_HEADER
 
 LIMIT = 100_000

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from stream.settings import ServeSettings
+from stream.serve.settings import ServeSettings
 from wirewatch.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]

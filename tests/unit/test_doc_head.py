@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from stream.bundle import DocHead, LongText, load_bundle
-from stream.encoding import HEAD_FEATURES, head_per_owner, window_features
-from stream.scorer import Scorer
+from stream.scoring.bundle import DocHead, LongText, load_bundle
+from stream.scoring.encoding import HEAD_FEATURES, head_per_owner, window_features
+from stream.scoring.scorer import Scorer
 from tests.unit import toy_bundle
 from tests.unit.toy_bundle import text, toy_score
-from training.doc_head import fit_head
+from training.classifier.doc_head import fit_head
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
-from stream.encoding import Encoder, Windowing, max_per_owner, mean_logit_per_owner
+from stream.scoring.encoding import Encoder, Windowing, max_per_owner, mean_logit_per_owner
 
 
 def _encoder(windowing: Windowing) -> Encoder:

@@ -3,9 +3,9 @@
 import json
 
 from stream.feed.extract import detect_lang, normalise_lang
-from stream.process import base_lang
-from stream.records import Incoming
+from stream.kafka.records import Incoming
 from stream.schemas import Score
+from stream.serve.process import base_lang
 from tests.unit.fakes import processor, settings
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stream.encoding import Encoder, Windowing
+from stream.scoring.encoding import Encoder, Windowing
 from training.frozen import FrozenPrefix
 from training.model import build_classifier
 
@@ -87,7 +87,7 @@ def test_float32_states_give_the_full_encoders_embeddings(classifier_and_encoder
 
 
 def test_window_logits_keep_one_column_per_class(classifier_and_encoder) -> None:  # type: ignore[no-untyped-def]
-    from training.ood import build_category_classifier
+    from training.labelfree.ood import build_category_classifier
 
     classifier, encoder = classifier_and_encoder
     categories = build_category_classifier(classifier.encoder, 3)
@@ -99,8 +99,8 @@ def test_window_logits_keep_one_column_per_class(classifier_and_encoder) -> None
 def test_adaptation_moves_the_top_layers_only(classifier_and_encoder) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from training.adapt import AdaptConfig, adapt
     from training.embedding import build_pooler
+    from training.labelfree.adapt import AdaptConfig, adapt
 
     classifier, encoder = classifier_and_encoder
     pooler = build_pooler(classifier.encoder)

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.encoding import Encoder, Windowing, max_per_owner
-from stream.process import BatchProcessor
-from stream.records import Incoming
+from stream.kafka.records import Incoming
 from stream.schemas import ERROR_HEADER, ModelRef
-from stream.scorer import Scores
-from stream.settings import ServeSettings
+from stream.scoring.encoding import Encoder, Windowing, max_per_owner
+from stream.scoring.scorer import Scores
+from stream.serve.process import BatchProcessor
+from stream.serve.settings import ServeSettings
 
 
 def _tokenizer_file() -> Path:

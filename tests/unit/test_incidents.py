@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from stream.drift import MIN_SCORES, PSI_THRESHOLD, DriftWindow, psi, reference_from_scores
-from stream.incidents import DEFAULT_EMBEDDING_WEIGHT, Group, Grouper, event_time, incident_id
-from stream.lexical import combine
 from stream.schemas import Alert, Contribution, ModelRef, SourceRef
-from stream.web import highlight, input_lag
-from training.incident_quality import candidate_pairs, pairwise
+from stream.scoring.drift import MIN_SCORES, PSI_THRESHOLD, DriftWindow, psi, reference_from_scores
+from stream.subscribers.incidents import DEFAULT_EMBEDDING_WEIGHT, Group, Grouper, event_time, incident_id
+from stream.subscribers.lexical import combine
+from stream.subscribers.web import highlight, input_lag
+from training.bench.incident_quality import candidate_pairs, pairwise
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -228,7 +228,7 @@ def test_highlight_marks_sentences_whatever_the_whitespace() -> None:
 
 
 def test_names_tell_apart_two_reports_of_the_same_kind_of_event() -> None:
-    from stream.lexical import combine, name_vectors, names
+    from stream.subscribers.lexical import combine, name_vectors, names
 
     assert names("A car bomb in Kabul killed 12, the Taliban said.") == ["kabul", "12", "taliban"]
     kabul, kabul_again, baghdad = name_vectors(
@@ -288,9 +288,9 @@ class _Consumer:
 
 def test_a_storm_in_one_batch_still_publishes_its_incident_as_it_opened() -> None:
     """Notify posts an incident when it sees its one-report record, so that record must exist."""
-    from stream.incident_stage import IncidentOptions, IncidentStage
-    from stream.incidents import STATE_HEADER
-    from stream.notify import NotifyOptions, notice_for
+    from stream.subscribers.incidents import STATE_HEADER
+    from stream.subscribers.notify import NotifyOptions, notice_for
+    from stream.subscribers.stage import IncidentOptions, IncidentStage
     from tests.unit.fakes import FakeMessage, Record
 
     options = IncidentOptions(bootstrap_servers="unused", threshold=0.5)
@@ -338,7 +338,7 @@ def test_a_storm_in_one_batch_still_publishes_its_incident_as_it_opened() -> Non
 def test_the_page_counts_throughput_from_live_scores_not_the_hour_read_back() -> None:
     import time
 
-    from stream.web import Hub
+    from stream.subscribers.web import Hub
 
     hub = Hub(None)
     now = time.time()

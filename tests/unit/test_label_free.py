@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from stream.bundle import BaseModelInfo, Calibration, LongText, Manifest, Method
 from stream.errors import ConfigError
-from stream.text import PREPROCESSING_VERSION
-from training import detectors, ood
-from training.unlabeled import false_alarm_calibration, false_alarm_rate, far_threshold
+from stream.scoring.bundle import BaseModelInfo, Calibration, LongText, Manifest, Method
+from stream.scoring.text import PREPROCESSING_VERSION
+from training.labelfree import detectors, ood
+from training.labelfree.base import false_alarm_calibration, false_alarm_rate, far_threshold
 
 CLASSIFIER_MANIFEST = {
     "schema_version": 1,
@@ -169,7 +169,7 @@ def test_ood_statistics_match_the_graph_head() -> None:
 def test_a_val_too_small_for_the_false_alarm_rate_is_flagged(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from pathlib import Path
 
-    from training.unlabeled import UnlabeledOptions, load_normal
+    from training.labelfree.base import UnlabeledOptions, load_normal
 
     def write(name: str, n: int) -> None:
         rows = [

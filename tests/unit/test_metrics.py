@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from stream.metrics import at_threshold, auprc, auroc, best_f1_threshold, precision_threshold
+from stream.scoring.metrics import at_threshold, auprc, auroc, best_f1_threshold, precision_threshold
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

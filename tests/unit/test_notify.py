@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pytest
 
 from stream.errors import ConfigError
-from stream.notify import (
+from stream.schemas import Contribution, Incident, IncidentAlert, IncidentBest
+from stream.subscribers.notify import (
     Notice,
     Notifier,
     NotifyOptions,
@@ -16,7 +17,6 @@ from stream.notify import (
     notice_for,
     origin,
 )
-from stream.schemas import Contribution, Incident, IncidentAlert, IncidentBest
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import structlog
 from confluent_kafka import KafkaError
 
 from stream.errors import ConfigError
-from stream.observability import HealthServer, KafkaEvents, Metrics
+from stream.serve.observability import HealthServer, KafkaEvents, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

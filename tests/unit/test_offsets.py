@@ -1,6 +1,6 @@
 """Offset bookkeeping: only the contiguous acknowledged prefix of each partition is committed."""
 
-from stream.offsets import OffsetTracker
+from stream.kafka.offsets import OffsetTracker
 
 P0 = ("articles", 0)
 P1 = ("articles", 1)

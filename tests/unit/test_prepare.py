@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.articles import read_articles
-from stream.text import article_text
-from training.prepare import Prepared, format_composition, prepare, write_prepared
+from stream.scoring.articles import read_articles
+from stream.scoring.text import article_text
+from training.data.prepare import Prepared, format_composition, prepare, write_prepared
 
 
 @pytest.fixture(scope="module")

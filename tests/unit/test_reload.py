@@ -8,8 +8,8 @@ import pytest
 import structlog
 
 from stream.errors import BundleError
-from stream.observability import Metrics
-from stream.reload import Reloader, fingerprint
+from stream.serve.observability import Metrics
+from stream.serve.reload import Reloader, fingerprint
 
 
 def _folder(root: Path, name: str, version: str) -> Path:

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream import providers
-from stream.bundle import load_bundle
 from stream.errors import ConfigError
-from stream.explain import Alerted, Explainer
-from stream.scorer import Scorer, best_per_owner
-from stream.text import article_text
+from stream.scoring import providers
+from stream.scoring.bundle import load_bundle
+from stream.scoring.explain import Alerted, Explainer
+from stream.scoring.scorer import Scorer, best_per_owner
+from stream.scoring.text import article_text
 from tests.unit import toy_bundle
 from tests.unit.toy_bundle import text, toy_score
 

@@ -12,9 +12,9 @@ import structlog
 from confluent_kafka import KafkaError
 
 from stream.errors import SystemicError
-from stream.process import BatchProcessor
 from stream.schemas import ERROR_HEADER, ORIGINAL_SIZE_HEADER
-from stream.service import Scoring
+from stream.serve.process import BatchProcessor
+from stream.serve.service import Scoring
 from tests.unit.fakes import (
     INPUT,
     FakeCluster,
@@ -384,7 +384,7 @@ class _Reloader:
 
 
 def test_a_reloaded_bundle_is_swapped_in_between_batches_and_names_itself_in_each_score() -> None:
-    from stream.canary import GateResult
+    from stream.scoring.canary import GateResult
 
     cluster = FakeCluster()
     cluster.feed([article(i) for i in range(16)])

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from stream.errors import ConfigError
-from stream.settings import (
+from stream.kafka.config import parse_kafka_pairs
+from stream.serve.settings import (
     DEFAULT_DATA_DIR,
     TABLE_END,
     TABLE_START,
@@ -15,7 +16,6 @@ from stream.settings import (
     add_arguments,
     from_arguments,
     load_settings,
-    parse_kafka_pairs,
     settings_table,
 )
 
@@ -53,7 +53,7 @@ def test_every_setting_has_a_flag_and_a_readme_entry() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     flags = {opt for action in parser._actions for opt in action.option_strings}
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operating.md").read_text()
     for name in ServeSettings.model_fields:
         assert "--" + name.replace("_", "-") in flags
         assert f"WIREWATCH_{name.upper()}" in readme, (
@@ -87,7 +87,7 @@ def test_kafka_pairs() -> None:
 
 def test_the_readme_table_is_the_settings_table_values_included() -> None:
     """One source of defaults: the README's table is generated from the fields, values and all."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operating.md").read_text()
     table = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip("\n") + "\n"
     assert table == settings_table(), "run `make settings-table` to regenerate the README's table"
     rows = {r.split("|")[1].strip(" `"): r.split("|")[3].strip(" `") for r in table.splitlines()[2:]}
@@ -101,7 +101,7 @@ def test_the_readme_table_is_the_settings_table_values_included() -> None:
 
 
 def test_other_defaults_written_outside_the_settings_agree() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operating.md").read_text()
     data_row = next(line for line in readme.splitlines() if line.startswith("| `WIREWATCH_DATA_DIR`"))
     assert f"`{DEFAULT_DATA_DIR}`" in data_row
     makefile = (ROOT / "Makefile").read_text()

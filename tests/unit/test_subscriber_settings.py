@@ -6,7 +6,8 @@ import pytest
 
 from stream.cli import _kafka_of, _subscriber_settings
 from stream.errors import ConfigError
-from stream.settings import load_subscriber_settings, read_properties, redact_kafka
+from stream.kafka.config import read_properties, redact_kafka
+from stream.subscribers.settings import load_subscriber_settings
 from wirewatch.cli import build_parser
 
 PROPERTIES = """\

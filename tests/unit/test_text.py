@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.text import article_text, clean
-from training import corpora
+from stream.scoring.text import article_text, clean
+from training.data import corpora
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.delivery import TransactionalId
 from stream.errors import ConfigError
+from stream.serve.delivery import TransactionalId
 
 
 def test_two_instances_on_one_host_get_different_ids_and_a_restart_gets_its_slot_back(tmp_path: Path) -> None:

@@ -12,10 +12,7 @@ from urllib.parse import urlsplit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.incidents import _best
-from stream.notify import alert_text, incident_text, slack_escape
-from stream.process import BatchProcessor
-from stream.records import Incoming
+from stream.kafka.records import Incoming
 from stream.schemas import (
     HTTP_URL_PATTERN,
     Alert,
@@ -25,8 +22,11 @@ from stream.schemas import (
     ModelRef,
     http_url_or_none,
 )
-from stream.settings import ServeSettings
-from stream.web import CUT, MAX_ARTICLE_CHARS, page_record
+from stream.serve.process import BatchProcessor
+from stream.serve.settings import ServeSettings
+from stream.subscribers.incidents import _best
+from stream.subscribers.notify import alert_text, incident_text, slack_escape
+from stream.subscribers.web import CUT, MAX_ARTICLE_CHARS, page_record
 from tests.unit.test_fuzz_input import TokenScorer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from stream.validate import Rejected, Valid, parse
+from stream.scoring.validate import Rejected, Valid, parse
 
 LIMIT = 10_000
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from stream import web
 from stream.errors import ConfigError
-from stream.web import (
+from stream.subscribers import web
+from stream.subscribers.web import (
     MAX_ALERTS,
     MAX_STORED_TEXT_CHARS,
     Hub,

@@ -14,8 +14,8 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
-from stream.bundle import MANIFEST, BaseModelInfo, Calibration, LongText, Manifest, sha256_file
-from stream.text import PREPROCESSING_VERSION
+from stream.scoring.bundle import MANIFEST, BaseModelInfo, Calibration, LongText, Manifest, sha256_file
+from stream.scoring.text import PREPROCESSING_VERSION
 
 WORDS = 1000
 CENTER = 500.0  # a window whose mean id is this scores 0.5

@@ -1,0 +1,81 @@
+"""The document-level decision: a small logistic head over an article's window scores.
+
+A window model scores each window of an article; ``chunk_max`` then makes the article an alert as
+soon as one window reads like an attack report, so a policy feature that recalls last year's
+bombing is one. The head weighs the lead window (headline and first paragraphs, where a report
+states its main subject) against the best window and the mean (the first three of stream.scoring.encoding.HEAD_FEATURES), with weights
+fitted by logistic regression on the validation articles the threshold is chosen on: those
+labelled by the guide's main-subject definition (modern items and full-length articles). MUC's
+"relevant" means an incident template anywhere in the report, which would teach the head to
+trust the best window over the lead. The length itself is left out: how often long articles
+are attack reports is a property of a corpus (0.5% of AllSides, over half of MUC), not of news.
+The fit also picks how many windows are read at all: the fewest whose validation score is within
+``tolerance`` of the best, since every window read costs a model call.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from stream.scoring.bundle import DocHead
+from stream.scoring.encoding import HEAD_FEATURES, window_features
+from training.finetune import selection_score
+
+WINDOW_CHOICES = (1, 2, 3, 4, 6, 8)
+
+
+@dataclass
+class HeadFit:
+    windows: int  # windows read per article
+    head: DocHead
+    score: float  # mean validation AUPRC over domains, in sample
+    tried: dict[int, float] = field(default_factory=dict)  # windows -> that score
+    scores: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+
+
+def calibrated_windows(
+    logits: list[npt.NDArray[np.float32]], temperature: float, bias: float, windows: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The calibrated scores of each document's first `windows` windows, flat, and their owners."""
+    kept = [w[:windows] for w in logits]
+    z = np.concatenate(kept).astype(np.float64) / temperature + bias
+    owner = np.repeat(np.arange(len(kept)), [len(w) for w in kept])
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32), owner.astype(np.int64)
+
+
+def fit_head(
+    logits: list[npt.NDArray[np.float32]],
+    labels: npt.NDArray[np.int64],
+    temperature: float,
+    bias: float,
+    groups: dict[str, npt.NDArray[np.bool_]],
+    max_windows: int,
+    fit_on: npt.NDArray[np.bool_] | None = None,
+    features: int = 3,
+    tolerance: float = 0.003,
+) -> HeadFit:
+    """groups: the validation domains the choice of windows averages over (those with articles in
+    fit_on); fit_on: the validation articles the weights are fitted on (default all)."""
+    from sklearn.linear_model import LogisticRegression
+
+    fit_on = np.ones(len(labels), dtype=bool) if fit_on is None else fit_on
+    fitted_groups = {name: mask & fit_on for name, mask in groups.items() if (mask & fit_on).any()}
+    fits: dict[int, HeadFit] = {}
+    for k in [c for c in WINDOW_CHOICES if c <= max_windows]:
+        values, owner = calibrated_windows(logits, temperature, bias, k)
+        x = window_features(values, owner, len(logits))[:, :features]
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(x[fit_on], labels[fit_on])
+        scores = model.predict_proba(x)[:, 1]
+        score, _ = selection_score(labels, scores, fitted_groups)
+        head = DocHead(
+            features=list(HEAD_FEATURES[:features]),
+            weights=[round(float(w), 6) for w in model.coef_[0]],
+            bias=round(float(model.intercept_[0]), 6),
+        )
+        fits[k] = HeadFit(k, head, score, scores=scores)
+    best = max(f.score for f in fits.values())
+    chosen = min(k for k, f in fits.items() if f.score >= best - tolerance)
+    fit = fits[chosen]
+    fit.tried = {k: round(f.score, 4) for k, f in fits.items()}
+    return fit
