@@ -4,14 +4,12 @@ The steps, in order: load and check the data; fit the TF-IDF baseline; fine-tune
 calibration on validation; export to ONNX and validate against PyTorch; quantize to int8 and
 keep it only if it matches fp32 on test; choose the threshold on validation with the shipped
 model; evaluate on test and on the stream; write the report and the manifest. Everything is
-written to a temporary folder that is renamed into place at the very end, so an interrupted or
-failed run never leaves something that looks like a finished bundle.
+written to a staging folder that is renamed into place at the very end (training/ship/publish.py),
+so an interrupted or failed run never leaves something that looks like a finished bundle.
 """
 
 import json
-import os
 import platform
-import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -59,6 +57,7 @@ from training.ship import export, report
 from training.ship import graph as shipping
 from training.ship.canary import add_canary
 from training.ship.drift import score_distribution
+from training.ship.publish import publishing, refuse_existing
 
 PACKAGES = (
     "wirewatch",
@@ -134,8 +133,7 @@ def _split_file(folder: Path, name: str) -> Path:
 def _check_options(options: TrainOptions) -> tuple[Path, Path | None]:
     if not options.data.is_dir():
         raise DataError(f"{options.data}: no such folder; run `wirewatch data prepare` first")
-    if options.out.exists() and not options.force:
-        raise ConfigError(f"{options.out}: already exists; pass --force to replace it")
+    refuse_existing(options.out, options.force)
     if options.target_precision is not None and not 0.0 < options.target_precision <= 1.0:
         raise ConfigError("--target-precision must be in (0, 1]")
     stream = options.stream
@@ -168,19 +166,9 @@ def train_bundle(options: TrainOptions) -> Bundle:
     encoder_model, hf_tokenizer = load_base(base)
     fast_attention(encoder_model)
 
-    for stale in options.out.parent.glob(f".{options.out.name}.tmp-*"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = options.out.parent / f".{options.out.name}.tmp-{os.getpid()}"
-    tmp.mkdir(parents=True)
-    try:
-        build = _Build(options, base, splits, stream_path, tmp, started)
+    with publishing(options.out, options.force) as folder:
+        build = _Build(options, base, splits, stream_path, folder, started)
         build.run(encoder_model, hf_tokenizer, stream_articles)
-        if options.out.exists():
-            shutil.rmtree(options.out)
-        tmp.rename(options.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return load_bundle(options.out)
 
 

@@ -11,11 +11,9 @@ news", whatever the method.
 """
 
 import math
-import os
 import random
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,26 +255,6 @@ class Shipped:
     test_scores: FloatArray | None
     metrics: dict[str, Metrics]  # "model", "model fp32", "model int8" on test
     max_diff: float
-
-
-@contextmanager
-def staging_folder(out: Path, force: bool) -> Iterator[Path]:
-    """A temporary sibling of `out`, renamed into place only when the block succeeds."""
-    if out.exists() and not force:
-        raise ConfigError(f"{out}: already exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def save_tokenizer(hf_tokenizer: Any, folder: Path, windowing: Windowing) -> tuple[Encoder, TokenizerInfo]:

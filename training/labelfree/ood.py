@@ -36,6 +36,7 @@ from training.frozen import FrozenPrefix, State
 from training.labelfree import base as unlabeled
 from training.labelfree.base import Split, UnlabeledOptions, log
 from training.model import calibrated, import_torch
+from training.ship.publish import publishing
 
 OE_WEIGHT = 0.5
 SCORES: tuple[str, ...] = ("msp", "energy")
@@ -267,7 +268,7 @@ def train_ood(options: UnlabeledOptions) -> Bundle:
         held_out, outliers = outlier_texts[:n_held], outlier_texts[n_held:]
         data.files.append(options.outliers)
     base, encoder_model, hf_tokenizer = unlabeled.load_base_model(options)
-    with unlabeled.staging_folder(options.out, options.force) as folder:
+    with publishing(options.out, options.force) as folder:
         encoder, special = unlabeled.save_tokenizer(hf_tokenizer, folder, options.windowing)
         set_seed(seed)
         classifier = build_category_classifier(encoder_model, len(names))

@@ -6,7 +6,6 @@ the folder is checked by loading it through stream.scoring.embedder, as the inci
 """
 
 import argparse
-import shutil
 import sys
 import warnings
 from datetime import UTC, datetime
@@ -14,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.errors import ConfigError, ExportError
+from stream.errors import ExportError
 from stream.scoring.bundle import BaseModelInfo, TokenizerInfo, sha256_file
 from stream.scoring.embedder import INPUTS, MANIFEST, OUTPUT, Embedder, EmbedderManifest
 from stream.scoring.encoding import Encoder, Windowing
 from training.embedding import build_pooler
 from training.model import DEFAULT_BASE_MODEL, import_torch, load_base, resolve_base_model
 from training.ship.export import OPSET
+from training.ship.publish import publishing, refuse_existing
 
 ATOL = 1e-4
 MAX_LENGTH = 128
@@ -37,15 +37,11 @@ def export_embedder(
     out: Path, base_model: str = DEFAULT_BASE_MODEL, max_length: int = MAX_LENGTH, force: bool = False
 ) -> Embedder:
     torch = import_torch()
-    if out.exists() and not force:
-        raise ConfigError(f"{out}: already exists; pass --force to replace it")
+    refuse_existing(out, force)
     base = resolve_base_model(base_model)
     encoder_model, hf_tokenizer = load_base(base)
     graph = build_pooler(encoder_model).eval()
-    tmp = out.parent / f".{out.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with publishing(out, force) as tmp:
         hf_tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         special = TokenizerInfo(
             cls_token=hf_tokenizer.cls_token,
@@ -97,12 +93,6 @@ def export_embedder(
             )
         manifest.export_max_abs_diff = diff
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Embedder(out)
 
 

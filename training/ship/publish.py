@@ -1,0 +1,71 @@
+"""Writing a folder that stream/scoring reads (a bundle, the incident embedder): staged and
+published whole.
+
+Every writer builds into a staging folder beside the target and publishes it by rename only
+when it is complete, so an interrupted or failed run never leaves something that looks like a
+finished bundle, and never loses the one it was to replace.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from stream.errors import ConfigError
+
+
+def refuse_existing(out: Path, force: bool) -> None:
+    """ConfigError when `out` exists and --force was not given: call it before the slow work."""
+    if out.exists() and not force:
+        raise ConfigError(f"{out}: already exists; pass --force to replace it")
+
+
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.tmp-"
+
+
+@contextmanager
+def publishing(out: Path, force: bool) -> Iterator[Path]:
+    """A new staging folder beside `out` to write into; it becomes `out` when the block succeeds.
+
+    The staging folder is ``.<name>.tmp-<pid>`` in out's parent, so publishing is a rename on one
+    file system; those left by killed runs are removed first. On success an existing `out` (with
+    force) is renamed aside, the staging folder renamed to `out` and the old one removed: the path
+    holds the old folder or the new one, whole, and is missing only between the two renames. On
+    any failure, in the block or in the renames, the staging folder is removed and the old `out`
+    stays where it was.
+    """
+    refuse_existing(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(_staging_prefix(out) + "*"):  # left by a killed run
+        _remove(stale)
+    staging = out.parent / f"{_staging_prefix(out)}{os.getpid()}"
+    staging.mkdir()
+    try:
+        yield staging
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _replace(new: Path, out: Path) -> None:
+    # Named like a staging folder, so that the next run removes it if this one dies holding it.
+    old = new.with_name(new.name + "-old")
+    if os.path.lexists(out):
+        os.rename(out, old)
+    try:
+        os.rename(new, out)
+    except BaseException:
+        if os.path.lexists(old):
+            os.rename(old, out)
+        raise
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
