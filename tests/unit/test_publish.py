@@ -101,3 +101,14 @@ def test_a_link_at_the_target_is_replaced_and_what_it_points_to_kept(tmp_path: P
     assert not out.is_symlink()
     assert (out / "manifest.json").read_text() == "new\n"
     assert (kept / "manifest.json").read_text() == "old\n"
+
+
+def test_packages_records_python_and_the_installed_versions() -> None:
+    import platform
+
+    import numpy
+
+    found = publish.packages()
+    assert found["python"] == platform.python_version()
+    assert found["numpy"] == numpy.__version__
+    assert set(found) <= {"python", *publish.PACKAGES}

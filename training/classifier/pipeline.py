@@ -9,12 +9,10 @@ so an interrupted or failed run never leaves something that looks like a finishe
 """
 
 import json
-import platform
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +55,7 @@ from training.ship import export, report
 from training.ship import graph as shipping
 from training.ship.canary import add_canary
 from training.ship.drift import score_distribution
-from training.ship.publish import publishing, refuse_existing
-
-PACKAGES = (
-    "wirewatch",
-    "torch",
-    "transformers",
-    "onnx",
-    "onnxruntime",
-    "tokenizers",
-    "scikit-learn",
-    "numpy",
-)
+from training.ship.publish import packages, publishing, refuse_existing
 
 
 @dataclass
@@ -142,16 +129,6 @@ def _check_options(options: TrainOptions) -> tuple[Path, Path | None]:
     if stream is not None and not stream.is_file():
         raise DataError(f"{stream}: no such file")
     return options.data, stream
-
-
-def _packages() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def train_bundle(options: TrainOptions) -> Bundle:
@@ -450,7 +427,7 @@ class _Build:
     def write(self, manifest: Manifest, result: Assessment, calibration_notes: str) -> None:
         data_files = [s.path for s in self.splits.values()] + ([self.stream_path] if self.stream_path else [])
         manifest.data_files = {str(p): sha256_file(p) for p in data_files}
-        manifest.packages = _packages()
+        manifest.packages = packages()
         report.plot_pr_curves(result.curves, self.folder / "pr_curve.png")
         report.plot_score_histogram(
             result.histogram, manifest.threshold, self.folder / "score_hist.png", result.histogram_title

@@ -11,7 +11,6 @@ from stream.scoring.bundle import MANIFEST, Manifest, sha256_file
 from stream.scoring.drift import reference_from_scores
 from stream.scoring.metrics import at_threshold
 from training.bench.ad_baseline import fit_tfidf
-from training.classifier.pipeline import _packages
 from training.labelfree.base import (
     NormalData,
     Shipped,
@@ -21,6 +20,7 @@ from training.labelfree.base import (
     log,
 )
 from training.ship import report
+from training.ship.publish import packages
 
 AGGREGATION = (
     "Long articles are cut into windows of {max_length} tokens every {stride} tokens (at most "
@@ -102,7 +102,7 @@ def finish(
         "seed": options.train.seed,
         "notes": notes,
     }
-    manifest.packages = _packages()
+    manifest.packages = packages()
     _write_report(folder / "report.md", manifest, options, data, val_far, groups, notes, bool(curves))
     manifest.files = {
         p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST

@@ -1,5 +1,5 @@
 """Writing a folder that stream/scoring reads (a bundle, the incident embedder): staged and
-published whole.
+published whole, with the versions of the packages that built it.
 
 Every writer builds into a staging folder beside the target and publishes it by rename only
 when it is complete, so an interrupted or failed run never leaves something that looks like a
@@ -7,12 +7,26 @@ finished bundle, and never loses the one it was to replace.
 """
 
 import os
+import platform
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 from stream.errors import ConfigError
+
+# Recorded in every bundle's manifest (`packages`), with the Python version.
+PACKAGES = (
+    "wirewatch",
+    "torch",
+    "transformers",
+    "onnx",
+    "onnxruntime",
+    "tokenizers",
+    "scikit-learn",
+    "numpy",
+)
 
 
 def refuse_existing(out: Path, force: bool) -> None:
@@ -69,3 +83,14 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
     else:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def packages() -> dict[str, str]:
+    """The Python version and the installed versions of PACKAGES, for a manifest."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
