@@ -16,6 +16,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, f
 
 MAX_ID_LENGTH = 256
 
+# The topics' default names, where the settings of every command start (docker-compose.yml creates
+# them by name).
+ARTICLES_TOPIC = "articles"  # the scorer's input, the feed's output
+SCORES_TOPIC = "article-scores"
+SHADOW_SCORES_TOPIC = "article-scores-shadow"
+ALERTS_TOPIC = "article-alerts"
+DLQ_TOPIC = "articles-dlq"
+INCIDENTS_TOPIC = "article-incidents"  # compacted: the current state of each incident
+INCIDENT_ALERTS_TOPIC = "article-incident-alerts"
+NOTIFY_DLQ_TOPIC = "article-notify-dlq"
+# The scorers' consumer group: `wirewatch web` reads its committed offsets for the lag.
+SCORER_GROUP_ID = "wirewatch"
+
 # Input problems first, then what went wrong with a valid article's outputs (see docs/subscribers.md).
 DeadLetterReason = Literal[
     "invalid_json",

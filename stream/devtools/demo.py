@@ -32,6 +32,7 @@ from stream.devtools.broker import EmbeddedBroker, free_port
 from stream.devtools.replay import replay
 from stream.errors import DataError, WirewatchError
 from stream.kafka.records import Incoming
+from stream.schemas import ALERTS_TOPIC, ARTICLES_TOPIC, DLQ_TOPIC, SCORES_TOPIC
 from stream.scoring.bundle import load_bundle
 from stream.scoring.metrics import at_threshold
 from stream.serve.observability import wait_ready
@@ -382,10 +383,10 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         domains={str(r["id"]): str(r.get("domain") or "") for r in feed},
     )
     topics = {
-        "input": "articles",
-        "scores": "article-scores",
-        "alerts": "article-alerts",
-        "dlq": "articles-dlq",
+        "input": ARTICLES_TOPIC,
+        "scores": SCORES_TOPIC,
+        "alerts": ALERTS_TOPIC,
+        "dlq": DLQ_TOPIC,
     }
     rate = options.rate
     if rate is None:

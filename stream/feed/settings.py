@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.kafka.config import load_with_kafka, no_protected_keys, parse_kafka_pairs
+from stream.schemas import ARTICLES_TOPIC
 
 DEFAULT_USER_AGENT = "wirewatch-feed/0.1 (news anomaly detector; polite RSS/Atom reader)"
 
@@ -25,7 +26,7 @@ class FeedSettings(BaseSettings):
         validation_alias=AliasChoices("WIREWATCH_FEED_BOOTSTRAP_SERVERS", "WIREWATCH_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers (also WIREWATCH_BOOTSTRAP_SERVERS)",
     )
-    articles_topic: str = Field("articles", description="Topic the articles go to (the scorer's input)")
+    articles_topic: str = Field(ARTICLES_TOPIC, description="Topic the articles go to (the scorer's input)")
     interval_s: float = Field(900.0, gt=0, description="Seconds between two polls of one feed")
     jitter: float = Field(
         0.1, ge=0, le=0.5, description="Each interval and backoff is scaled by 1 +- this, at random"

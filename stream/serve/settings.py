@@ -21,6 +21,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.errors import ConfigError
 from stream.kafka.config import load_with_kafka, no_protected_keys, parse_kafka_pairs, redact_kafka
+from stream.schemas import (
+    ALERTS_TOPIC,
+    ARTICLES_TOPIC,
+    DLQ_TOPIC,
+    SCORER_GROUP_ID,
+    SCORES_TOPIC,
+    SHADOW_SCORES_TOPIC,
+)
 
 
 class ServeSettings(BaseSettings):
@@ -28,12 +36,12 @@ class ServeSettings(BaseSettings):
 
     bundle: Path = Field(description="Model bundle folder")
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
-    input_topic: str = Field("articles", description="Topic to read articles from")
-    scores_topic: str = Field("article-scores", description="Topic for every score")
-    alerts_topic: str = Field("article-alerts", description="Topic for alerts (score >= threshold)")
-    dlq_topic: str = Field("articles-dlq", description="Dead-letter topic for malformed input")
+    input_topic: str = Field(ARTICLES_TOPIC, description="Topic to read articles from")
+    scores_topic: str = Field(SCORES_TOPIC, description="Topic for every score")
+    alerts_topic: str = Field(ALERTS_TOPIC, description="Topic for alerts (score >= threshold)")
+    dlq_topic: str = Field(DLQ_TOPIC, description="Dead-letter topic for malformed input")
     group_id: str = Field(
-        "wirewatch", description="Consumer group; scorers in one group share the partitions"
+        SCORER_GROUP_ID, description="Consumer group; scorers in one group share the partitions"
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Articles per micro-batch at most")
     max_wait_ms: int = Field(
@@ -82,7 +90,7 @@ class ServeSettings(BaseSettings):
     shadow_bundle: Path | None = Field(
         None, description="Second bundle that scores every article too, for comparison (no alerts)"
     )
-    shadow_topic: str = Field("article-scores-shadow", description="Topic for the shadow bundle's scores")
+    shadow_topic: str = Field(SHADOW_SCORES_TOPIC, description="Topic for the shadow bundle's scores")
     create_topics: bool = Field(False, description="Create missing topics at startup")
     topic_partitions: int = Field(3, ge=1, description="Partitions of topics created with create_topics")
     metrics_port: int = Field(

@@ -36,6 +36,9 @@ from stream.kafka.topics import TopicSpec, ensure_topics, headers_of
 from stream.schemas import (
     DETAIL_HEADER,
     ERROR_HEADER,
+    INCIDENT_ALERTS_TOPIC,
+    INCIDENTS_TOPIC,
+    NOTIFY_DLQ_TOPIC,
     OFFSET_HEADER,
     PARTITION_HEADER,
     TOPIC_HEADER,
@@ -51,9 +54,9 @@ TIMEOUT_S = 10.0
 class NotifyOptions:
     bootstrap_servers: str
     webhook: str
-    incidents_topic: str = "article-incidents"
-    incident_alerts_topic: str = "article-incident-alerts"
-    dlq_topic: str = "article-notify-dlq"
+    incidents_topic: str = INCIDENTS_TOPIC
+    incident_alerts_topic: str = INCIDENT_ALERTS_TOPIC
+    dlq_topic: str = NOTIFY_DLQ_TOPIC
     group_id: str = "wirewatch-notify"
     alerts: bool = False  # post every alert too
     updates: bool = False  # post every change of an incident, not only new ones

@@ -41,8 +41,12 @@ from stream.kafka.config import redact_kafka
 from stream.kafka.topics import TopicSpec, ensure_topics, headers_of, read_table
 from stream.kafka.transactions import retrying_transaction
 from stream.schemas import (
+    ALERTS_TOPIC,
     DETAIL_HEADER,
+    DLQ_TOPIC,
     ERROR_HEADER,
+    INCIDENT_ALERTS_TOPIC,
+    INCIDENTS_TOPIC,
     OFFSET_HEADER,
     PARTITION_HEADER,
     TOPIC_HEADER,
@@ -74,10 +78,10 @@ class Embeds(Protocol):
 @dataclass
 class IncidentOptions:
     bootstrap_servers: str
-    alerts_topic: str = "article-alerts"
-    incidents_topic: str = "article-incidents"
-    incident_alerts_topic: str = "article-incident-alerts"
-    dlq_topic: str = "articles-dlq"
+    alerts_topic: str = ALERTS_TOPIC
+    incidents_topic: str = INCIDENTS_TOPIC
+    incident_alerts_topic: str = INCIDENT_ALERTS_TOPIC
+    dlq_topic: str = DLQ_TOPIC
     group_id: str = "wirewatch-incidents"
     transactional_id: str | None = None
     lease_topic: str | None = None

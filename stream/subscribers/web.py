@@ -44,7 +44,17 @@ from pydantic import ValidationError
 
 from stream.errors import BrokerError, ConfigError
 from stream.kafka.config import redact_kafka
-from stream.schemas import Incident, IncidentAlert, Score, SourceRef
+from stream.schemas import (
+    ARTICLES_TOPIC,
+    INCIDENT_ALERTS_TOPIC,
+    INCIDENTS_TOPIC,
+    SCORER_GROUP_ID,
+    SCORES_TOPIC,
+    Incident,
+    IncidentAlert,
+    Score,
+    SourceRef,
+)
 from stream.scoring.bundle import read_manifest
 from stream.scoring.drift import DriftWindow, ScoreDistribution
 
@@ -71,11 +81,11 @@ class WebOptions:
     bootstrap_servers: str
     host: str = "127.0.0.1"
     port: int = 8080
-    input_topic: str = "articles"
-    scores_topic: str = "article-scores"
-    incidents_topic: str = "article-incidents"
-    incident_alerts_topic: str = "article-incident-alerts"
-    group_id: str = "wirewatch"  # the scorers' group, for lag
+    input_topic: str = ARTICLES_TOPIC
+    scores_topic: str = SCORES_TOPIC
+    incidents_topic: str = INCIDENTS_TOPIC
+    incident_alerts_topic: str = INCIDENT_ALERTS_TOPIC
+    group_id: str = SCORER_GROUP_ID  # the scorers' group, for lag
     bundle: Path | None = None  # for the validation score distribution
     kafka: dict[str, str] = field(default_factory=dict)
     token: str | None = None  # asked of every request but /healthz (Bearer, or Basic's password)
