@@ -7,7 +7,6 @@ the folder is checked by loading it through stream.scoring.embedder, as the inci
 
 import argparse
 import sys
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,11 +14,11 @@ import numpy as np
 
 from stream.errors import ExportError
 from stream.scoring.bundle import BaseModelInfo, TokenizerInfo, sha256_file
-from stream.scoring.embedder import INPUTS, MANIFEST, OUTPUT, Embedder, EmbedderManifest
+from stream.scoring.embedder import MANIFEST, OUTPUT, Embedder, EmbedderManifest
 from stream.scoring.encoding import Encoder, Windowing
 from training.embedding import build_pooler
 from training.model import DEFAULT_BASE_MODEL, import_torch, load_base, resolve_base_model
-from training.ship.export import OPSET
+from training.ship.export import export_onnx
 from training.ship.publish import publishing, refuse_existing
 
 ATOL = 1e-4
@@ -56,23 +55,11 @@ def export_embedder(
             pad_token=special.pad_token,
         )
         batch = next(encoder.batches(encoder.encode(list(CHECK_TEXTS)), len(CHECK_TEXTS)))
-        args = (torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))
-        axes = {0: "batch_size", 1: "sequence_length"}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph,
-                args,
-                str(tmp / "model.onnx"),
-                input_names=INPUTS,
-                output_names=[OUTPUT],
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, OUTPUT: {0: "batch_size"}},
-                opset_version=OPSET,
-                do_constant_folding=True,
-                dynamo=False,
-            )
+        export_onnx(graph, tmp / "model.onnx", batch, output=OUTPUT)
         with torch.inference_mode():
-            expected = graph(*args).numpy()
+            expected = graph(
+                torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask)
+            ).numpy()
         manifest = EmbedderManifest(
             name=out.name,
             created_at=datetime.now(UTC),

@@ -22,7 +22,10 @@ OUTPUT = "score"
 ATOL = 1e-4
 
 
-def export_onnx(model: Any, path: Path, example: Batch) -> None:
+def export_onnx(model: Any, path: Path, example: Batch, output: str = OUTPUT) -> None:
+    """The one ONNX export of wirewatch's graphs: token ids and attention mask in (dynamic batch
+    and length), one output named `output` per window (a bundle's score, the embedder's
+    embedding), in eager attention and eval mode."""
     torch = import_torch()
     eager_attention(model)
     model.eval()
@@ -35,8 +38,8 @@ def export_onnx(model: Any, path: Path, example: Batch) -> None:
             args,
             str(path),
             input_names=INPUTS,
-            output_names=[OUTPUT],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, OUTPUT: {0: "batch_size"}},
+            output_names=[output],
+            dynamic_axes={**dict.fromkeys(INPUTS, axes), output: {0: "batch_size"}},
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
