@@ -7,7 +7,7 @@ import pytest
 
 from stream.scoring.articles import read_articles
 from stream.scoring.text import article_text
-from training.data.prepare import Prepared, format_composition, prepare, write_prepared
+from training.data.prepare import Prepared, format_composition, prepare, split_file, write_prepared
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,14 @@ def test_full_length_articles_are_split_by_time_and_labelled_headline_first(prep
     assert all(a.date >= "2018-01-01" for a in in_stream)
     test_reports = {a.id for a in prepared.splits["test"] if a.corpus == "allsides" and a.label == 1}
     assert test_reports <= {a.id for a in in_stream}
+
+
+def test_split_file_prefers_jsonl_then_csv_and_says_none_when_neither_is_a_file(tmp_path: Path) -> None:
+    assert split_file(tmp_path, "train") is None
+    (tmp_path / "train.jsonl").mkdir()  # a folder is not a split file
+    assert split_file(tmp_path, "train") is None
+    (tmp_path / "train.csv").write_text("text,label\na,0\n")
+    assert split_file(tmp_path, "train") == tmp_path / "train.csv"
+    (tmp_path / "val.csv").write_text("text,label\na,0\n")
+    (tmp_path / "val.jsonl").write_text('{"id": "a", "text": "a", "label": 0}\n')
+    assert split_file(tmp_path, "val") == tmp_path / "val.jsonl"

@@ -41,6 +41,7 @@ from training.classifier.assess import Assessment, Systems, assess, domains_of
 from training.classifier.baseline import fit_baseline
 from training.classifier.doc_head import HeadFit, fit_head
 from training.classifier.prior import ATTACK_DESCRIPTIONS, OTHER_DESCRIPTIONS
+from training.data.prepare import SPLITS, split_file
 from training.model import (
     BaseWeights,
     build_classifier,
@@ -111,12 +112,6 @@ def load_split(path: Path, name: str) -> Split:
     return Split(name, path, articles, texts, labels)
 
 
-def _split_file(folder: Path, name: str) -> Path:
-    """DIR/<name>.jsonl, or DIR/<name>.csv when only that exists."""
-    jsonl, csv = folder / f"{name}.jsonl", folder / f"{name}.csv"
-    return csv if csv.is_file() and not jsonl.is_file() else jsonl
-
-
 def _check_options(options: TrainOptions) -> tuple[Path, Path | None]:
     if not options.data.is_dir():
         raise DataError(f"{options.data}: no such folder; run `wirewatch data prepare` first")
@@ -134,7 +129,10 @@ def _check_options(options: TrainOptions) -> tuple[Path, Path | None]:
 def train_bundle(options: TrainOptions) -> Bundle:
     started = time.monotonic()
     data_dir, stream_path = _check_options(options)
-    splits = {name: load_split(_split_file(data_dir, name), name) for name in ("train", "val", "test")}
+    # A missing split fails in read_articles, which names the .jsonl file looked for.
+    splits = {
+        name: load_split(split_file(data_dir, name) or data_dir / f"{name}.jsonl", name) for name in SPLITS
+    }
     stream_articles = read_articles(stream_path) if stream_path else []
     torch = import_torch()
     if options.threads:

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.scoring.articles import Article, write_articles
 from stream.errors import DataError
+from stream.scoring.articles import Article, write_articles
 from stream.scoring.text import article_text, clean
 from training.data import corpora
 from training.data.article_labels import VIOLENCE, label_article, lead_of
@@ -268,6 +268,18 @@ def prepare(data_dir: Path, *, seed: int = 13, quota: Quota | None = None) -> Pr
         rng.shuffle(articles)
     rng.shuffle(stream)
     return Prepared(splits, stream, dropped)
+
+
+def split_file(folder: Path, name: str) -> Path | None:
+    """The file of split `name` in a data folder: <name>.jsonl, else <name>.csv, the first that is
+    a file; None when neither is (the caller says whether the split may be missing).
+
+    JSONL wins when both are there: it is what write_prepared writes, so a CSV beside it is a
+    copy in another format, not a second half of the split."""
+    for suffix in (".jsonl", ".csv"):
+        if (folder / f"{name}{suffix}").is_file():
+            return folder / f"{name}{suffix}"
+    return None
 
 
 def write_prepared(prepared: Prepared, out: Path) -> dict[str, Path]:

@@ -37,6 +37,7 @@ from stream.scoring.encoding import Encoder, Windowing
 from stream.scoring.evaluate import score_articles
 from stream.scoring.metrics import Metrics, at_threshold
 from stream.scoring.text import PREPROCESSING_VERSION, article_text, clean
+from training.data.prepare import split_file
 from training.finetune import TrainConfig
 from training.model import DEFAULT_BASE_MODEL, BaseWeights, load_base, resolve_base_model
 from training.ship import export
@@ -111,13 +112,6 @@ def log(message: str) -> None:
     tqdm.write(message)
 
 
-def _split_file(folder: Path, name: str) -> Path | None:
-    for suffix in (".jsonl", ".csv"):
-        if (folder / f"{name}{suffix}").is_file():
-            return folder / f"{name}{suffix}"
-    return None
-
-
 def _normal_only(articles: list[Article], where: str) -> list[Article]:
     anomalous = [a.id for a in articles if a.label == 1]
     if anomalous:
@@ -166,12 +160,12 @@ def load_normal(options: UnlabeledOptions, seed: int) -> NormalData:
     else:
         if options.data is None:
             raise ConfigError("give --data DIR (train, val, test files) or --from-topic TOPIC")
-        train_path = _split_file(options.data, "train")
+        train_path = split_file(options.data, "train")
         if train_path is None:
             raise DataError(f"{options.data}: no train.jsonl or train.csv: no normal data to learn from")
         files.append(train_path)
         train = _normal_only(read_articles(train_path), str(train_path))
-        val_path = _split_file(options.data, "val")
+        val_path = split_file(options.data, "val")
         if val_path is None:
             train, val = _carve(train, seed)
             notes.append(f"no val file: {len(val)} of the train articles were held out for the calibration")
@@ -182,7 +176,7 @@ def load_normal(options: UnlabeledOptions, seed: int) -> NormalData:
             val_source = str(val_path)
         train_split, val_split = Split("train", train, str(train_path)), Split("val", val, val_source)
     test_split = None
-    test_path = _split_file(options.data, "test") if options.data is not None else None
+    test_path = split_file(options.data, "test") if options.data is not None else None
     if test_path is not None:
         files.append(test_path)
         test = read_articles(test_path, require_label=True)
