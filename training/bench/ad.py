@@ -48,6 +48,7 @@ from training.labelfree import base as unlabeled
 from training.labelfree import detectors, novelty
 from training.labelfree.adapt import AdaptConfig, adapt
 from training.model import DEFAULT_BASE_MODEL, import_torch, load_base, resolve_base_model
+from training.ship.publish import save_tokenizer
 
 REFERENCE = "kNN k=10, first 256 tokens (frozen)"
 FROZEN = "wirewatch novelty, frozen encoder"
@@ -155,7 +156,7 @@ class Bench:
         base = resolve_base_model(options.base_model)
         self.base_model, hf_tokenizer = load_base(base)
         options.cache.mkdir(parents=True, exist_ok=True)
-        self.encoder, _ = unlabeled.save_tokenizer(hf_tokenizer, options.cache, options.windowing)
+        self.encoder, _ = save_tokenizer(hf_tokenizer, options.cache, options.windowing)
         w = options.windowing
         self.key = f"{base.name}:{base.sha256}:{w.max_length}:{w.stride}:{w.max_windows}"
         self.frozen = Embedder(

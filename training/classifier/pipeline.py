@@ -56,7 +56,7 @@ from training.ship import export, report
 from training.ship import graph as shipping
 from training.ship.canary import add_canary
 from training.ship.drift import score_distribution
-from training.ship.publish import packages, publishing, refuse_existing
+from training.ship.publish import packages, publishing, refuse_existing, save_tokenizer
 
 
 @dataclass
@@ -173,7 +173,7 @@ class _Build:
 
     def run(self, encoder_model: Any, hf_tokenizer: Any, stream: list[Article]) -> None:
         options, train, val, test = self.options, *self.splits.values()
-        encoder, special = self.tokenizer(hf_tokenizer)
+        encoder, special = save_tokenizer(hf_tokenizer, self.folder, options.windowing)
         self.note(f"train {len(train.texts)} articles, val {len(val.texts)}, test {len(test.texts)}")
 
         threshold_mask = self.threshold_mask(val)
@@ -290,25 +290,6 @@ class _Build:
         }
         notes = self.calibration_notes(val_logits, val.labels, temperature, bias)
         self.write(manifest, result, notes)
-
-    def tokenizer(self, hf_tokenizer: Any) -> tuple[Encoder, TokenizerInfo]:
-        from tokenizers import Tokenizer
-
-        path = self.folder / "tokenizer.json"
-        hf_tokenizer.backend_tokenizer.save(str(path))
-        special = TokenizerInfo(
-            cls_token=hf_tokenizer.cls_token,
-            sep_token=hf_tokenizer.sep_token,
-            pad_token=hf_tokenizer.pad_token,
-        )
-        encoder = Encoder(
-            Tokenizer.from_file(str(path)),
-            self.options.windowing,
-            cls_token=special.cls_token,
-            sep_token=special.sep_token,
-            pad_token=special.pad_token,
-        )
-        return encoder, special
 
     def threshold_mask(self, val: Split) -> npt.NDArray[np.bool_]:
         """The validation articles that pick the thresholds: the threshold domain's, else all."""

@@ -251,24 +251,6 @@ class Shipped:
     max_diff: float
 
 
-def save_tokenizer(hf_tokenizer: Any, folder: Path, windowing: Windowing) -> tuple[Encoder, TokenizerInfo]:
-    from tokenizers import Tokenizer
-
-    path = folder / "tokenizer.json"
-    hf_tokenizer.backend_tokenizer.save(str(path))
-    special = TokenizerInfo(
-        cls_token=hf_tokenizer.cls_token, sep_token=hf_tokenizer.sep_token, pad_token=hf_tokenizer.pad_token
-    )
-    encoder = Encoder(
-        Tokenizer.from_file(str(path)),
-        windowing,
-        cls_token=special.cls_token,
-        sep_token=special.sep_token,
-        pad_token=special.pad_token,
-    )
-    return encoder, special
-
-
 def load_base_model(options: UnlabeledOptions) -> tuple[BaseWeights, Any, Any]:
     from training.model import import_torch
 

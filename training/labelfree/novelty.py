@@ -36,7 +36,7 @@ from training.labelfree import base as unlabeled
 from training.labelfree import detectors
 from training.labelfree.base import NormalData, UnlabeledOptions, log
 from training.model import calibrated, import_torch
-from training.ship.publish import publishing
+from training.ship.publish import publishing, save_tokenizer
 
 MAX_BANK_SIZE = 65_536  # windows: 100 MB of fp32 at 384 dimensions, ~1 ms per window to search
 PROXY_CLUSTERS = 5
@@ -172,7 +172,7 @@ def train_novelty(options: UnlabeledOptions) -> Bundle:
     data: NormalData = unlabeled.load_normal(options, seed)
     base, encoder_model, hf_tokenizer = unlabeled.load_base_model(options)
     with publishing(options.out, options.force) as folder:
-        encoder, special = unlabeled.save_tokenizer(hf_tokenizer, folder, options.windowing)
+        encoder, special = save_tokenizer(hf_tokenizer, folder, options.windowing)
         notes = list(data.notes)
         notes.append(
             f"normal: train {len(data.train.articles)} articles, val {len(data.val.articles)}"

@@ -36,7 +36,7 @@ from training.frozen import FrozenPrefix, State
 from training.labelfree import base as unlabeled
 from training.labelfree.base import Split, UnlabeledOptions, log
 from training.model import calibrated, import_torch
-from training.ship.publish import publishing
+from training.ship.publish import publishing, save_tokenizer
 
 OE_WEIGHT = 0.5
 SCORES: tuple[str, ...] = ("msp", "energy")
@@ -269,7 +269,7 @@ def train_ood(options: UnlabeledOptions) -> Bundle:
         data.files.append(options.outliers)
     base, encoder_model, hf_tokenizer = unlabeled.load_base_model(options)
     with publishing(options.out, options.force) as folder:
-        encoder, special = unlabeled.save_tokenizer(hf_tokenizer, folder, options.windowing)
+        encoder, special = save_tokenizer(hf_tokenizer, folder, options.windowing)
         set_seed(seed)
         classifier = build_category_classifier(encoder_model, len(names))
         targets = np.asarray([index[c] for c in train_categories], dtype=np.int64)

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from stream.errors import ExportError
-from stream.scoring.bundle import BaseModelInfo, TokenizerInfo, sha256_file
+from stream.scoring.bundle import BaseModelInfo, sha256_file
 from stream.scoring.embedder import MANIFEST, OUTPUT, Embedder, EmbedderManifest
-from stream.scoring.encoding import Encoder, Windowing
+from stream.scoring.encoding import Windowing
 from training.embedding import build_pooler
 from training.model import DEFAULT_BASE_MODEL, import_torch, load_base, resolve_base_model
 from training.ship.export import export_onnx
-from training.ship.publish import publishing, refuse_existing
+from training.ship.publish import publishing, refuse_existing, save_tokenizer
 
 ATOL = 1e-4
 MAX_LENGTH = 128
@@ -41,19 +41,7 @@ def export_embedder(
     encoder_model, hf_tokenizer = load_base(base)
     graph = build_pooler(encoder_model).eval()
     with publishing(out, force) as tmp:
-        hf_tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        special = TokenizerInfo(
-            cls_token=hf_tokenizer.cls_token,
-            sep_token=hf_tokenizer.sep_token,
-            pad_token=hf_tokenizer.pad_token,
-        )
-        encoder = Encoder.from_file(
-            tmp / "tokenizer.json",
-            Windowing(max_length, max_length - 2, 1),
-            cls_token=special.cls_token,
-            sep_token=special.sep_token,
-            pad_token=special.pad_token,
-        )
+        encoder, special = save_tokenizer(hf_tokenizer, tmp, Windowing(max_length, max_length - 2, 1))
         batch = next(encoder.batches(encoder.encode(list(CHECK_TEXTS)), len(CHECK_TEXTS)))
         export_onnx(graph, tmp / "model.onnx", batch, output=OUTPUT)
         with torch.inference_mode():

@@ -1,5 +1,5 @@
 """Writing a folder that stream/scoring reads (a bundle, the incident embedder): staged and
-published whole, with the versions of the packages that built it.
+published whole, with its tokenizer and the versions of the packages that built it.
 
 Every writer builds into a staging folder beside the target and publishes it by rename only
 when it is complete, so an interrupted or failed run never leaves something that looks like a
@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from stream.errors import ConfigError
+from stream.scoring.bundle import TokenizerInfo
+from stream.scoring.encoding import Encoder, Windowing
 
 # Recorded in every bundle's manifest (`packages`), with the Python version.
 PACKAGES = (
@@ -83,6 +86,24 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
     else:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def save_tokenizer(hf_tokenizer: Any, folder: Path, windowing: Windowing) -> tuple[Encoder, TokenizerInfo]:
+    """Write `folder`/tokenizer.json and load it back as the scorer will: the encoder and its
+    special tokens."""
+    path = folder / "tokenizer.json"
+    hf_tokenizer.backend_tokenizer.save(str(path))
+    special = TokenizerInfo(
+        cls_token=hf_tokenizer.cls_token, sep_token=hf_tokenizer.sep_token, pad_token=hf_tokenizer.pad_token
+    )
+    encoder = Encoder.from_file(
+        path,
+        windowing,
+        cls_token=special.cls_token,
+        sep_token=special.sep_token,
+        pad_token=special.pad_token,
+    )
+    return encoder, special
 
 
 def packages() -> dict[str, str]:
