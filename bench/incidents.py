@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
+from stream.kafka.connection import Connection  # noqa: E402
 from stream.kafka.topics import TopicSpec, ensure_topics  # noqa: E402
 from stream.schemas import Alert  # noqa: E402
 from stream.scoring.embedder import Embedder  # noqa: E402
@@ -117,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         ensure_topics(
-            bootstrap,
-            {},
+            Connection(bootstrap),
             [TopicSpec(t, args.partitions, compacted=(n == "incidents")) for n, t in topics.items()],
             True,
             30.0,

@@ -166,11 +166,11 @@ def _accepts(host: str, port: int) -> bool:
 def _metadata_error(bootstrap: str, timeout: float) -> str | None:
     """None when the cluster's metadata arrives within timeout, else why not."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(
+    from stream.kafka.connection import Connection
+
+    admin = Connection(bootstrap).admin(
         {
-            "bootstrap.servers": bootstrap,
             "socket.connection.setup.timeout.ms": 2000,
             "reconnect.backoff.max.ms": 500,
             # The error comes back in our message; librdkafka's own lines would only repeat it.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -31,6 +31,7 @@ from rich.text import Text
 from stream.devtools.broker import EmbeddedBroker, free_port
 from stream.devtools.replay import replay
 from stream.errors import DataError, WirewatchError
+from stream.kafka.connection import Connection
 from stream.kafka.records import Incoming
 from stream.schemas import ALERTS_TOPIC, ARTICLES_TOPIC, DLQ_TOPIC, SCORES_TOPIC
 from stream.scoring.bundle import load_bundle
@@ -220,15 +221,8 @@ class Tally:
 def _consume(
     tally: Tally, bootstrap: str, topics: dict[str, str], stop: threading.Event, joined: threading.Event
 ) -> None:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "fetch.wait.max.ms": 50,
-        }
+    consumer = Connection(bootstrap).consumer(
+        f"demo-view-{uuid.uuid4().hex[:6]}", {"session.timeout.ms": 6000, "fetch.wait.max.ms": 50}
     )
     consumer.subscribe([topics["scores"], topics["alerts"], topics["dlq"]])
     try:

@@ -12,6 +12,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from tqdm import tqdm
 
 from stream.errors import BrokerError, DataError
+from stream.kafka.connection import Connection
 
 
 @dataclass
@@ -80,9 +81,7 @@ def replay(
     progress: bool = True,
     on_sent: Callable[[bytes | None], None] | None = None,
 ) -> ReplayResult:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **(kafka or {})}
-    )
+    producer = Connection(bootstrap, kafka or {}).producer()
     stats = {"delivered": 0, "failed": 0}
     errors: list[str] = []
 

@@ -8,9 +8,10 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
 
 from stream.errors import BrokerError
+from stream.kafka.connection import Connection
 from stream.scoring.bundle import read_manifest
 from stream.scoring.drift import MIN_SCORES, PSI_THRESHOLD, DriftSnapshot, DriftWindow
 
@@ -54,17 +55,10 @@ def tail(
     emit: Callable[[str], None] = print,
 ) -> int:
     """Print messages until interrupted, `limit` messages, or `idle_timeout` seconds without one."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            # A throwaway group: tail never commits and never steals partitions from scorers.
-            "group.id": f"wirewatch-tail-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "isolation.level": "read_committed",
-            "session.timeout.ms": 6000,
-            **(kafka or {}),
-        }
+    # A throwaway group: tail never commits and never steals partitions from scorers.
+    consumer = Connection(bootstrap, kafka or {}).consumer(
+        f"wirewatch-tail-{uuid.uuid4().hex[:8]}",
+        {"auto.offset.reset": "earliest" if from_beginning else "latest", "session.timeout.ms": 6000},
     )
     consumer.subscribe([topic])
     shown = 0
@@ -148,15 +142,7 @@ def stats(
             f"{bundle}: this bundle records no validation score distribution (exported before drift existed)"
         )
     window = DriftWindow(reference, clock=clock)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"wirewatch-tail-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            **(kafka or {}),
-        }
-    )
+    consumer = Connection(bootstrap, kafka or {}).reader("tail")
     seen: deque[float] = deque()
     count = 0
     try:

@@ -9,10 +9,10 @@ process is working on is claimed, so that two feeds listing one story produce it
 
 import threading
 import time
-import uuid
 from typing import Any
 
 from stream.errors import BrokerError
+from stream.kafka.connection import Connection
 
 # The entry's own id when the article's id is its page's canonical URL: both are seen after a restart.
 ITEM_HEADER = "wirewatch-feed-item"
@@ -60,15 +60,7 @@ class SeenReader:
     def __init__(self, bootstrap: str, topic: str, kafka: dict[str, str], index: SeenIndex) -> None:
         self.topic = topic
         self.index = index
-        self._config = {
-            **kafka,
-            "bootstrap.servers": bootstrap,
-            # No group is joined (partitions are assigned by hand); librdkafka still wants an id.
-            "group.id": f"wirewatch-feed-seen-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-        }
+        self._connection = Connection(bootstrap, kafka)
         self._consumer: Any = None
         self._lock = threading.Lock()
         self._positions: dict[int, int] = {}
@@ -80,15 +72,15 @@ class SeenReader:
 
     def start(self, timeout: float) -> dict[int, int]:
         """Assign every partition from the beginning; returns the high watermarks to catch up to."""
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
-        consumer = Consumer(self._config)
+        consumer = self._connection.reader("feed-seen")
         try:
             metadata = consumer.list_topics(self.topic, timeout=timeout)
             topic = metadata.topics.get(self.topic)
             if topic is None or topic.error is not None or not topic.partitions:
                 raise BrokerError(
-                    f"the articles topic {self.topic!r} does not exist on {self._config['bootstrap.servers']}; "
+                    f"the articles topic {self.topic!r} does not exist on {self._connection.bootstrap_servers}; "
                     "create it (docker compose does; `wirewatch serve --create-topics` does too)"
                 )
             marks = {}

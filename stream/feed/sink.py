@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stream.feed.seen import ITEM_HEADER
+from stream.kafka.connection import Connection
 
 
 class Delivery:
@@ -40,15 +41,8 @@ class ArticleSink:
         self, bootstrap: str, topic: str, kafka: dict[str, str], on_error: Callable[[Any], None]
     ) -> None:
         self.topic = topic
-        self._config: dict[str, Any] = {
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            **kafka,
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "error_cb": on_error,
-        }
+        self._connection = Connection(bootstrap, kafka)
+        self._on_error = on_error
         self._producer: Any = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -57,9 +51,9 @@ class ArticleSink:
     def _ensure(self) -> Any:
         with self._lock:
             if self._producer is None:
-                from confluent_kafka import Producer
-
-                self._producer = Producer(self._config)
+                self._producer = self._connection.producer(
+                    {"linger.ms": 20, "compression.type": "lz4"}, {"error_cb": self._on_error}
+                )
                 # Delivery callbacks run in poll(); one thread serves them for every feed worker.
                 self._poller = threading.Thread(target=self._serve, name="feed-delivery", daemon=True)
                 self._poller.start()

@@ -1,16 +1,15 @@
 """Topic helpers for the stages downstream of the scorer: create, read a compacted topic to its end."""
 
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.cimpl import NewTopic
 
 from stream.errors import BrokerError
+from stream.kafka.connection import Connection
 
 Headers = list[tuple[str, bytes]]
 
@@ -23,25 +22,30 @@ class TopicSpec:
 
 
 def ensure_topics(
-    bootstrap: str, kafka: dict[str, str], specs: Iterable[TopicSpec], create: bool, timeout: float
-) -> None:
-    """Fail fast with a clear message when Kafka is down or a topic is missing (created with create)."""
+    connection: Connection, specs: Iterable[TopicSpec], create: bool, timeout: float
+) -> list[str]:
+    """Fail fast with a clear message when Kafka is down or a topic is missing (created with create).
+
+    Returns the names of the topics it created.
+    """
     specs = list(specs)
-    admin = AdminClient({"bootstrap.servers": bootstrap, **kafka})
+    bootstrap = connection.bootstrap_servers
+    admin = connection.admin()
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise BrokerError(
             f"cannot reach Kafka at {bootstrap} within {timeout:g}s ({exc.args[0].str()}); start a broker "
-            "(`wirewatch broker` or docker compose up) or set --bootstrap-servers"
+            "(`wirewatch broker` or docker compose up) or set --bootstrap-servers / WIREWATCH_BOOTSTRAP_SERVERS"
         ) from None
     missing = [s for s in specs if s.name not in metadata.topics]
     if not missing:
-        return
+        return []
     if not create:
         names = ", ".join(s.name for s in missing)
         raise BrokerError(
-            f"topic(s) {names} do not exist on {bootstrap}; create them or pass --create-topics"
+            f"topic(s) {names} do not exist on {bootstrap}; create them (docker-compose.yml does) "
+            "or pass --create-topics"
         )
     new = [
         NewTopic(
@@ -55,6 +59,7 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise BrokerError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+    return [s.name for s in missing]
 
 
 def headers_of(message: Any) -> Headers:
@@ -62,24 +67,13 @@ def headers_of(message: Any) -> Headers:
     return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in raw]
 
 
-def read_table(
-    bootstrap: str, kafka: dict[str, str], topic: str, timeout: float
-) -> dict[bytes, tuple[bytes, Headers]]:
+def read_table(connection: Connection, topic: str, timeout: float) -> dict[bytes, tuple[bytes, Headers]]:
     """The latest committed value per key of a (compacted) topic, read from its start to its end.
 
     The end is each partition's high watermark when the read starts; a key whose latest record is
     a tombstone is left out. Raises BrokerError when the end is not reached within timeout.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"wirewatch-read-{uuid.uuid4().hex[:8]}",  # never commits
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            **kafka,
-        }
-    )
+    consumer = connection.reader("read", {"enable.partition.eof": True})
     table: dict[bytes, tuple[bytes, Headers]] = {}
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)

@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from types import FrameType
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
-from stream.errors import BrokerError, SystemicError
+from stream.errors import SystemicError
 from stream.kafka.offsets import Partition
 from stream.kafka.records import Incoming
+from stream.kafka.topics import TopicSpec, ensure_topics
 from stream.scoring.canary import GateResult
 from stream.scoring.drift import DriftWindow
 from stream.serve.batcher import Batcher
@@ -444,34 +442,12 @@ class Service:
 
 def check_topics(settings: ServeSettings) -> None:
     s = settings
-    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, **s.kafka})
-    try:
-        metadata = admin.list_topics(timeout=s.startup_timeout_s)
-    except KafkaException as exc:
-        raise BrokerError(
-            f"cannot reach Kafka at {s.bootstrap_servers} within {s.startup_timeout_s:g}s "
-            f"({exc.args[0].str()}); start a broker (`wirewatch broker` or docker compose up) "
-            "or set --bootstrap-servers / WIREWATCH_BOOTSTRAP_SERVERS"
-        ) from None
-    wanted = [s.input_topic, *s.output_topics]
-    missing = [t for t in wanted if t not in metadata.topics]
-    if not missing:
-        return
-    if not s.create_topics:
-        raise BrokerError(
-            f"topic(s) {', '.join(missing)} do not exist on {s.bootstrap_servers}; create them "
-            "(docker-compose.yml does) or pass --create-topics"
+    wanted = [TopicSpec(t, s.topic_partitions) for t in [s.input_topic, *s.output_topics]]
+    created = ensure_topics(s.connection, wanted, s.create_topics, s.startup_timeout_s)
+    if created:
+        structlog.get_logger("wirewatch.serve").info(
+            "created topics", topics=created, partitions=s.topic_partitions
         )
-    futures = admin.create_topics([NewTopic(t, num_partitions=s.topic_partitions) for t in missing])
-    for topic, future in futures.items():
-        try:
-            future.result(timeout=s.startup_timeout_s)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise BrokerError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
-    structlog.get_logger("wirewatch.serve").info(
-        "created topics", topics=missing, partitions=s.topic_partitions
-    )
 
 
 def serve(settings: ServeSettings) -> None:

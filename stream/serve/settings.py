@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.errors import ConfigError
 from stream.kafka.config import load_with_kafka, no_protected_keys, parse_kafka_pairs, redact_kafka
+from stream.kafka.connection import Connection
 from stream.schemas import (
     ALERTS_TOPIC,
     ARTICLES_TOPIC,
@@ -129,6 +130,10 @@ class ServeSettings(BaseSettings):
 
     def redacted_kafka(self) -> dict[str, str]:
         return redact_kafka(self.kafka)
+
+    @property
+    def connection(self) -> Connection:
+        return Connection(self.bootstrap_servers, self.kafka)
 
 
 def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -> ServeSettings:

@@ -36,20 +36,6 @@ class Sink(Protocol):
     def abort(self, timeout: float) -> None: ...
 
 
-def producer_config(settings: ServeSettings, transactional_id: str | None = None) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        # Retries never duplicate or reorder outputs within a partition.
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-    }
-    if transactional_id:
-        config["transactional.id"] = transactional_id
-    config.update(settings.kafka)
-    return config
-
-
 class KafkaSink:
     def __init__(
         self,
@@ -67,8 +53,9 @@ class KafkaSink:
     @property
     def producer(self) -> Producer:
         if self._producer is None:
-            config = {**producer_config(self._settings, self._transactional_id), **self._events.config()}
-            self._producer = Producer(config)
+            self._producer = self._settings.connection.producer(
+                fixed=self._events.config(), transactional_id=self._transactional_id
+            )
         return self._producer
 
     def produce(self, output: Output, on_delivery: DeliveryCallback) -> Output:

@@ -46,23 +46,14 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def consumer_config(settings: ServeSettings, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": settings.group_id,
-        # Offsets move only when the service says so: after the outputs are delivered.
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
+def consumer_tuning(settings: ServeSettings) -> dict[str, Any]:
+    """The scorer's consumer defaults (Connection.consumer sets what its guarantees rest on)."""
+    return {
         "session.timeout.ms": settings.session_timeout_ms,
         # A fetch waits at most this long for data; librdkafka's 500 ms default shows up as
         # latency with brokers (Tansu among them) that answer a waiting fetch only at its deadline.
         "fetch.wait.max.ms": 50,
     }
-    config.update(settings.kafka)
-    config.update(extra or {})
-    return config
 
 
 def _headers(message: Message) -> Headers:
@@ -103,7 +94,8 @@ class KafkaSource:
     @property
     def consumer(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer(consumer_config(self._settings, self._events.config()))
+            s = self._settings
+            self._consumer = s.connection.consumer(s.group_id, consumer_tuning(s), self._events.config())
         return self._consumer
 
     def subscribe(self, listener: Listener) -> None:

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 from pydantic import ValidationError
 
 from stream.errors import ConfigError, SystemicError
 from stream.kafka.config import redact_kafka
+from stream.kafka.connection import Connection
 from stream.kafka.topics import TopicSpec, ensure_topics, headers_of
 from stream.schemas import (
     DETAIL_HEADER,
@@ -78,6 +79,10 @@ class NotifyOptions:
             )
         if self.retries < 0:
             raise ConfigError(f"--retries {self.retries} is negative; pass 0 or more")
+
+    @property
+    def connection(self) -> Connection:
+        return Connection(self.bootstrap_servers, self.kafka)
 
     @property
     def webhook_origin(self) -> str:
@@ -314,30 +319,13 @@ class Notifier:
         o = self.options
         topics = [o.incidents_topic] + ([o.incident_alerts_topic] if o.alerts else [])
         ensure_topics(
-            o.bootstrap_servers,
-            o.kafka,
+            o.connection,
             [TopicSpec(t) for t in [*topics, o.dlq_topic]],
             o.create_topics,
             o.startup_timeout_s,
         )
-        consumer = Consumer(
-            {
-                "bootstrap.servers": o.bootstrap_servers,
-                "group.id": o.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                **o.kafka,
-            }
-        )
-        producer = Producer(
-            {
-                "bootstrap.servers": o.bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                **{k: v for k, v in o.kafka.items() if not k.startswith("session.")},
-            }
-        )
+        consumer = o.connection.consumer(o.group_id)
+        producer = o.connection.producer()
         consumer.subscribe(topics)
         self.log.info(
             "started",

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from stream.errors import BrokerError, SystemicError
 from stream.kafka.config import redact_kafka
+from stream.kafka.connection import Connection
 from stream.kafka.topics import TopicSpec, ensure_topics, headers_of, read_table
 from stream.kafka.transactions import retrying_transaction
 from stream.schemas import (
@@ -102,6 +103,10 @@ class IncidentOptions:
     def lease(self) -> str:
         return self.lease_topic or f"{self.alerts_topic}-incidents-lease"
 
+    @property
+    def connection(self) -> Connection:
+        return Connection(self.bootstrap_servers, self.kafka)
+
 
 @dataclass
 class BatchOutcome:
@@ -136,8 +141,7 @@ class IncidentStage:
         """Topics, and membership of the lease's group: grouping starts once the lease is ours."""
         o = self.options
         ensure_topics(
-            o.bootstrap_servers,
-            o.kafka,
+            o.connection,
             [
                 TopicSpec(o.alerts_topic, o.topic_partitions),
                 TopicSpec(o.incidents_topic, o.topic_partitions, compacted=True),
@@ -149,17 +153,12 @@ class IncidentStage:
         )
         # The stage's own internal topic, never written to: created when missing, as Kafka Streams
         # creates its internal topics, so that adding the lease needs no step from the operator.
-        ensure_topics(o.bootstrap_servers, o.kafka, [TopicSpec(o.lease, 1)], True, o.startup_timeout_s)
-        self._lease = Consumer(
-            {
-                "bootstrap.servers": o.bootstrap_servers,
-                "group.id": f"{o.txn_id}-lease",
-                "enable.auto.commit": False,
-                # The holder keeps the lease when a standby joins: no needless handover.
-                "partition.assignment.strategy": "cooperative-sticky",
-                "session.timeout.ms": LEASE_SESSION_TIMEOUT_MS,
-                **o.kafka,
-            }
+        ensure_topics(o.connection, [TopicSpec(o.lease, 1)], True, o.startup_timeout_s)
+        self._lease = o.connection.consumer(
+            f"{o.txn_id}-lease",
+            {"session.timeout.ms": LEASE_SESSION_TIMEOUT_MS},
+            # The holder keeps the lease when a standby joins: no needless handover.
+            {"partition.assignment.strategy": "cooperative-sticky"},
         )
         self._lease.subscribe(
             [o.lease], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
@@ -182,16 +181,7 @@ class IncidentStage:
         self.grouper = Grouper(o.threshold, timedelta(hours=o.window_hours))
         self.claim()
         self.rebuild()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": o.bootstrap_servers,
-                "group.id": o.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                **o.kafka,
-            }
-        )
+        self._consumer = o.connection.consumer(o.group_id)
         self._heard = {}
         self._consumer.subscribe(
             [o.alerts_topic], on_assign=self._on_alerts_assign, on_revoke=self._on_alerts_revoke
@@ -209,16 +199,7 @@ class IncidentStage:
     def claim(self) -> None:
         """Become the one writer of this alerts topic's incidents (fences any earlier one)."""
         o = self.options
-        self._producer = Producer(
-            {
-                "bootstrap.servers": o.bootstrap_servers,
-                "transactional.id": o.txn_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                **{k: v for k, v in o.kafka.items() if not k.startswith("session.")},
-            }
-        )
+        self._producer = o.connection.producer(transactional_id=o.txn_id)
         try:
             # Fences any earlier writer of this id: its open transaction is aborted, its next fails.
             self._producer.init_transactions(o.startup_timeout_s)
@@ -228,7 +209,7 @@ class IncidentStage:
     def rebuild(self) -> int:
         """Open incidents from the compacted topic; returns how many."""
         o = self.options
-        table = read_table(o.bootstrap_servers, o.kafka, o.incidents_topic, o.startup_timeout_s * 4)
+        table = read_table(o.connection, o.incidents_topic, o.startup_timeout_s * 4)
         restored = 0
         for key, (value, headers) in table.items():
             state = next((v for k, v in headers if k == STATE_HEADER), None)

@@ -29,7 +29,6 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from stream.errors import BrokerError, ConfigError
 from stream.kafka.config import redact_kafka
+from stream.kafka.connection import Connection
 from stream.schemas import (
     ARTICLES_TOPIC,
     INCIDENT_ALERTS_TOPIC,
@@ -109,6 +109,10 @@ class WebOptions:
             )
         if self.max_clients < 1:
             raise ConfigError(f"--max-clients {self.max_clients}: pass 1 or more")
+
+    @property
+    def connection(self) -> Connection:
+        return Connection(self.bootstrap_servers, self.kafka)
 
     @property
     def hosts(self) -> frozenset[str]:
@@ -309,13 +313,10 @@ class Follower:
         self.hub = hub
         self.log = structlog.get_logger("wirewatch.web")
         self.stop = threading.Event()
-        base = {"bootstrap.servers": options.bootstrap_servers, "enable.auto.commit": False, **options.kafka}
-        self.consumer = Consumer(
-            {**base, "group.id": f"wirewatch-web-{uuid.uuid4().hex[:8]}", "isolation.level": "read_committed"}
-        )
-        self.articles = Consumer({**base, "group.id": f"wirewatch-web-{uuid.uuid4().hex[:8]}"})
+        self.consumer = options.connection.reader("web")
+        self.articles = options.connection.reader("web")
         # Reads the scorers' committed offsets; it never joins their group nor commits.
-        self.committed = Consumer({**base, "group.id": options.group_id})
+        self.committed = options.connection.reader("web", group_id=options.group_id)
         self._lag: int | None = None
         self._lag_at = 0.0
         self._stats_at = 0.0

@@ -6,14 +6,14 @@ group, so that nothing is committed and no running scorer loses a partition.
 """
 
 import time
-import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from stream.scoring.articles import Article
 from stream.errors import BrokerError, DataError
+from stream.kafka.connection import Connection
+from stream.scoring.articles import Article
 from stream.scoring.validate import Valid, parse
 
 MAX_MESSAGE_BYTES = 1_000_000
@@ -44,16 +44,8 @@ def read_recent(
     """
     if limit < 1:
         raise DataError("--limit must be at least 1")
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"wirewatch-train-{uuid.uuid4().hex[:8]}",  # required by librdkafka, never used
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "socket.connection.setup.timeout.ms": 10000,
-            **(kafka or {}),
-        }
+    consumer = Connection(bootstrap, kafka or {}).reader(
+        "train", {"socket.connection.setup.timeout.ms": 10000}
     )
     try:
         try:
