@@ -41,6 +41,8 @@ DeadLetterReason = Literal[
     "explain_failed",
     "output_too_large",
     "rejected_by_broker",
+    # `wirewatch notify`: the webhook refused the notice or failed every retry.
+    "webhook_failed",
 ]
 ERROR_HEADER = "wirewatch-error"
 DETAIL_HEADER = "wirewatch-error-detail"
@@ -49,6 +51,8 @@ PARTITION_HEADER = "wirewatch-source-partition"
 OFFSET_HEADER = "wirewatch-source-offset"
 # Set when the dead letter carries only the start of the input's value: its full size in bytes.
 ORIGINAL_SIZE_HEADER = "wirewatch-original-size"
+# `wirewatch notify`'s dead letters: the webhook's scheme and host (never its path: a credential).
+WEBHOOK_HEADER = "wirewatch-webhook"
 
 
 # An http(s) URL with a host and no whitespace or control character anywhere: browsers drop tabs

@@ -23,7 +23,10 @@ MAX_DETAIL_CHARS = 1000
 MAX_KEY_BYTES = 1024
 
 
-def dead_letter(message: Incoming, reason: DeadLetterReason, detail: str, topic: str) -> Output:
+def dead_letter(
+    message: Incoming, reason: DeadLetterReason, detail: str, topic: str, extra: Headers | None = None
+) -> Output:
+    """The input's key and value for the dead-letter topic: its own headers, then why and where from."""
     headers: Headers = [
         *message.headers,
         (ERROR_HEADER, reason.encode()),
@@ -31,6 +34,7 @@ def dead_letter(message: Incoming, reason: DeadLetterReason, detail: str, topic:
         (TOPIC_HEADER, message.topic.encode()),
         (PARTITION_HEADER, str(message.partition).encode()),
         (OFFSET_HEADER, str(message.offset).encode()),
+        *(extra or []),
     ]
     return Output(topic, message.key, message.value or b"", headers, message, "dead_letter")
 

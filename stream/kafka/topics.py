@@ -1,17 +1,22 @@
-"""Topic helpers for the stages downstream of the scorer: create, read a compacted topic to its end."""
+"""Topic helpers: check and create topics, read a compacted topic to its end, a consumed message."""
 
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.cimpl import NewTopic
 
 from stream.errors import BrokerError
 from stream.kafka.connection import Connection
-
-Headers = list[tuple[str, bytes]]
+from stream.kafka.records import Headers, Incoming
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,22 @@ def ensure_topics(
 
 def headers_of(message: Any) -> Headers:
     raw = message.headers() or []
-    return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in raw]
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs]
+
+
+def incoming(message: Any) -> Incoming:
+    """A consumed confluent-kafka message as the stages see it."""
+    kind, timestamp = message.timestamp()
+    return Incoming(
+        topic=str(message.topic()),
+        partition=int(message.partition() or 0),
+        offset=int(message.offset() or 0),
+        key=message.key(),
+        value=message.value(),
+        headers=headers_of(message),
+        timestamp_ms=None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+    )
 
 
 def read_table(connection: Connection, topic: str, timeout: float) -> dict[bytes, tuple[bytes, Headers]]:

@@ -9,17 +9,16 @@ partition paused for good (the stall of issue 8) or let new partitions run over 
 from typing import Any, Protocol
 
 from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
     KafkaException,
-    Message,
     TopicPartition,
 )
 
 from stream.errors import SystemicError
 from stream.kafka.offsets import Partition
-from stream.kafka.records import Headers, Incoming
+from stream.kafka.records import Incoming
+from stream.kafka.topics import incoming
 from stream.serve.observability import KafkaEvents, Metrics
 from stream.serve.settings import ServeSettings
 
@@ -54,25 +53,6 @@ def consumer_tuning(settings: ServeSettings) -> dict[str, Any]:
         # latency with brokers (Tansu among them) that answer a waiting fetch only at its deadline.
         "fetch.wait.max.ms": 50,
     }
-
-
-def _headers(message: Message) -> Headers:
-    raw = message.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
-    return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs]
-
-
-def _incoming(message: Message) -> Incoming:
-    kind, timestamp = message.timestamp()
-    return Incoming(
-        topic=str(message.topic()),
-        partition=int(message.partition() or 0),
-        offset=int(message.offset() or 0),
-        key=message.key(),
-        value=message.value(),
-        headers=_headers(message),
-        timestamp_ms=None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
-    )
 
 
 def _tps(partitions: set[Partition]) -> list[TopicPartition]:
@@ -134,7 +114,7 @@ class KafkaSource:
         for message in messages:
             error = message.error()
             if error is None:
-                out.append(_incoming(message))
+                out.append(incoming(message))
             elif error.code() != KafkaError._PARTITION_EOF:
                 self._events.error(error)
                 if error.fatal():

@@ -33,16 +33,14 @@ from pydantic import ValidationError
 from stream.errors import ConfigError, SystemicError
 from stream.kafka.config import redact_kafka
 from stream.kafka.connection import Connection
-from stream.kafka.topics import TopicSpec, ensure_topics, headers_of
+from stream.kafka.deadletter import dead_letter
+from stream.kafka.topics import TopicSpec, ensure_topics, incoming
 from stream.schemas import (
-    DETAIL_HEADER,
-    ERROR_HEADER,
     INCIDENT_ALERTS_TOPIC,
     INCIDENTS_TOPIC,
     NOTIFY_DLQ_TOPIC,
-    OFFSET_HEADER,
-    PARTITION_HEADER,
-    TOPIC_HEADER,
+    WEBHOOK_HEADER,
+    DeadLetterReason,
     Incident,
     IncidentAlert,
     http_url_or_none,
@@ -279,28 +277,20 @@ class Notifier:
             f"{why} after {self.options.retries + 1} attempts: {response.detail[:500]}",
         )
 
-    def dead_letter(self, message: Message, producer: Producer, reason: str, detail: str) -> None:
+    def dead_letter(
+        self, message: Message, producer: Producer, reason: DeadLetterReason, detail: str
+    ) -> None:
         failures: list[str] = []
 
         def delivered(error: Any, _msg: Any) -> None:
             if error is not None:
                 failures.append(error.str())
 
-        headers: list[tuple[str, str | bytes | None]] = [
-            *headers_of(message),
-            (ERROR_HEADER, reason.encode()),
-            (DETAIL_HEADER, detail[:1000].encode()),
-            (TOPIC_HEADER, str(message.topic()).encode()),
-            (PARTITION_HEADER, str(message.partition()).encode()),
-            (OFFSET_HEADER, str(message.offset()).encode()),
-            ("wirewatch-webhook", self.options.webhook_origin.encode()),
-        ]
+        origin = [(WEBHOOK_HEADER, self.options.webhook_origin.encode())]
+        letter = dead_letter(incoming(message), reason, detail, self.options.dlq_topic, origin)
+        headers: list[tuple[str, str | bytes | None]] = list(letter.headers)
         producer.produce(
-            self.options.dlq_topic,
-            key=message.key(),
-            value=message.value(),
-            headers=headers,
-            on_delivery=delivered,
+            letter.topic, key=letter.key, value=letter.value, headers=headers, on_delivery=delivered
         )
         if producer.flush(30) or failures:
             raise SystemicError(

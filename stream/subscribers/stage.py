@@ -39,20 +39,10 @@ from pydantic import ValidationError
 from stream.errors import BrokerError, SystemicError
 from stream.kafka.config import redact_kafka
 from stream.kafka.connection import Connection
-from stream.kafka.topics import TopicSpec, ensure_topics, headers_of, read_table
+from stream.kafka.deadletter import dead_letter
+from stream.kafka.topics import TopicSpec, ensure_topics, incoming, read_table
 from stream.kafka.transactions import retrying_transaction
-from stream.schemas import (
-    ALERTS_TOPIC,
-    DETAIL_HEADER,
-    DLQ_TOPIC,
-    ERROR_HEADER,
-    INCIDENT_ALERTS_TOPIC,
-    INCIDENTS_TOPIC,
-    OFFSET_HEADER,
-    PARTITION_HEADER,
-    TOPIC_HEADER,
-    Alert,
-)
+from stream.schemas import ALERTS_TOPIC, DLQ_TOPIC, INCIDENT_ALERTS_TOPIC, INCIDENTS_TOPIC, Alert
 from stream.subscribers.incidents import (
     DEFAULT_EMBEDDING_WEIGHT,
     DEFAULT_THRESHOLD,
@@ -369,20 +359,12 @@ class IncidentStage:
                     on_delivery=delivered,
                 )
             for message, reason in dead:
-                headers: list[tuple[str, str | bytes | None]] = [
-                    *headers_of(message),
-                    (ERROR_HEADER, b"schema_violation"),
-                    (DETAIL_HEADER, f"not an alert: {reason}".encode()),
-                    (TOPIC_HEADER, str(message.topic()).encode()),
-                    (PARTITION_HEADER, str(message.partition()).encode()),
-                    (OFFSET_HEADER, str(message.offset()).encode()),
-                ]
+                letter = dead_letter(
+                    incoming(message), "schema_violation", f"not an alert: {reason}", o.dlq_topic
+                )
+                headers: list[tuple[str, str | bytes | None]] = list(letter.headers)
                 producer.produce(
-                    o.dlq_topic,
-                    key=message.key(),
-                    value=message.value(),
-                    headers=headers,
-                    on_delivery=delivered,
+                    letter.topic, key=letter.key, value=letter.value, headers=headers, on_delivery=delivered
                 )
             offsets = [TopicPartition(t, p, off) for (t, p), off in positions.items()]
             retrying_transaction(
