@@ -38,7 +38,7 @@ from stream.errors import ConfigError, SystemicError
 from stream.kafka.deadletter import RECORD_OVERHEAD, reject
 from stream.kafka.offsets import OffsetTracker, Partition
 from stream.kafka.records import Incoming, Output
-from stream.kafka.transactions import RETRY_BACKOFF_S, TXN_RETRIES, retrying_transaction
+from stream.kafka.transactions import Transaction, TransactionError, positions_after
 from stream.serve.observability import Metrics
 from stream.serve.settings import ServeSettings
 from stream.serve.sink import Sink
@@ -227,21 +227,15 @@ class ExactlyOnce(Delivery):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._open = False
+        self.transaction = Transaction(self.sink, TXN_TIMEOUT_S)
         self._refused: dict[int, tuple[Output, str]] = {}  # outputs the broker refused in this transaction
         self._delivery_error: str | None = None
 
     def start(self) -> None:
-        deadline = time.monotonic() + self.settings.startup_timeout_s
-        while True:
-            try:
-                self.sink.init_transactions(self.settings.startup_timeout_s)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal() or not error.retriable() or time.monotonic() > deadline:
-                    raise SystemicError(f"init_transactions failed: {error.str()}") from None
-                time.sleep(RETRY_BACKOFF_S)
+        try:
+            self.transaction.init(self.settings.startup_timeout_s)
+        except KafkaException as exc:
+            raise SystemicError(f"init_transactions failed: {exc.args[0].str()}") from None
 
     def _delivered(self, output: Output, error: KafkaError | None) -> None:
         if error is None:
@@ -257,25 +251,16 @@ class ExactlyOnce(Delivery):
         batch.keep(self.source.assignment)
         if not batch.messages:
             return True
-        positions: dict[Partition, int] = {}
-        for message in batch.messages:
-            positions[message.tp] = max(positions.get(message.tp, 0), message.offset + 1)
+        positions = positions_after((message.tp, message.offset) for message in batch.messages)
         self._refused, self._delivery_error = {}, None
-        step = "begin_transaction"
-        try:
-            self.sink.begin()
-            self._open = True
-            step = "produce"
+
+        def produce() -> None:
             batch.outputs = [self.sink.produce(output, self._delivered) for output in batch.outputs]
-            step = "send_offsets_to_transaction"
-            retrying_transaction(
-                lambda: self.sink.send_offsets(positions, self.source.group_metadata(), TXN_TIMEOUT_S)
-            )
-            step = "commit_transaction"
-            retrying_transaction(lambda: self.sink.commit(TXN_TIMEOUT_S))
-            self._open = False
-        except KafkaException as exc:
-            self._failed(step, exc.args[0], batch)
+
+        try:
+            self.transaction.publish(produce, positions, self.source.group_metadata)
+        except TransactionError as failed:
+            self._failed(failed, batch)
             return False
         for message in batch.messages:
             self.tracker.done(message.tp, message.offset)
@@ -283,14 +268,15 @@ class ExactlyOnce(Delivery):
         self.metrics.transactions.labels("committed").inc()
         return True
 
-    def _failed(self, step: str, error: Any, batch: Publication) -> None:
+    def _failed(self, failed: TransactionError, batch: Publication) -> None:
         cause = f" (first delivery error: {self._delivery_error})" if self._delivery_error else ""
-        self.metrics.kafka_errors.labels("producer", str(error.name())).inc()
-        if error.fatal() or not (error.txn_requires_abort() or error.retriable()):
-            self._open = False  # a fatal producer cannot abort; the broker times the transaction out
-            raise SystemicError(f"{step} failed: {error.str()}{cause}; stopped without committing the batch")
+        self.metrics.kafka_errors.labels("producer", str(failed.error.name())).inc()
+        if not failed.abortable:
+            raise SystemicError(f"{failed}{cause}; stopped without committing the batch")
         self.log.warning(
-            "transaction aborted, the batch will be published again", step=step, error=error.str() + cause
+            "transaction aborted, the batch will be published again",
+            step=failed.step,
+            error=failed.error.str() + cause,
         )
         self._abort()
         if self._refused:
@@ -302,20 +288,14 @@ class ExactlyOnce(Delivery):
             batch.outputs = [replaced.get(id(o), o) for o in batch.outputs]
 
     def _abort(self) -> None:
-        for attempt in range(TXN_RETRIES):
-            try:
-                self.sink.abort(TXN_TIMEOUT_S)
-                self._open = False
-                self.metrics.transactions.labels("aborted").inc()
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal() or not error.retriable() or attempt == TXN_RETRIES - 1:
-                    raise SystemicError(f"abort_transaction failed: {error.str()}") from None
-                time.sleep(RETRY_BACKOFF_S)
+        try:
+            self.transaction.abort()
+        except KafkaException as exc:
+            raise SystemicError(f"abort_transaction failed: {exc.args[0].str()}") from None
+        self.metrics.transactions.labels("aborted").inc()
 
     def abandon(self) -> None:
-        if self._open:
+        if self.transaction.open:
             try:
                 self._abort()
             except SystemicError as exc:

@@ -9,11 +9,11 @@ the error (retriable, abortable, fatal) and decides.
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from stream.kafka.deadletter import fit
-from stream.kafka.offsets import Partition
 from stream.kafka.records import Output
+from stream.kafka.transactions import ProducerTransactions, TransactionalProducer
 from stream.serve.observability import KafkaEvents
 from stream.serve.settings import ServeSettings
 
@@ -21,7 +21,7 @@ DeliveryCallback = Callable[[Output, KafkaError | None], None]
 DEFAULT_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's
 
 
-class Sink(Protocol):
+class Sink(TransactionalProducer, Protocol):
     """What the service needs from its output (KafkaSink here, a fake in the unit tests)."""
 
     limit: int
@@ -29,14 +29,11 @@ class Sink(Protocol):
     def produce(self, output: Output, on_delivery: DeliveryCallback) -> Output: ...
     def poll(self, timeout: float = 0.0) -> None: ...
     def flush(self, timeout: float) -> int: ...
-    def init_transactions(self, timeout: float) -> None: ...
-    def begin(self) -> None: ...
-    def send_offsets(self, positions: dict[Partition, int], group_metadata: Any, timeout: float) -> None: ...
-    def commit(self, timeout: float) -> None: ...
-    def abort(self, timeout: float) -> None: ...
 
 
-class KafkaSink:
+class KafkaSink(ProducerTransactions):
+    """The producer, with its transaction calls (exactly-once mode) from ProducerTransactions."""
+
     def __init__(
         self,
         settings: ServeSettings,
@@ -93,20 +90,3 @@ class KafkaSink:
     def flush(self, timeout: float) -> int:
         """Wait for every delivery report; returns how many messages are still undelivered."""
         return int(self.producer.flush(timeout))
-
-    # Transactions (exactly-once mode): errors are the caller's to read.
-    def init_transactions(self, timeout: float) -> None:
-        self.producer.init_transactions(timeout)
-
-    def begin(self) -> None:
-        self.producer.begin_transaction()
-
-    def send_offsets(self, positions: dict[Partition, int], group_metadata: Any, timeout: float) -> None:
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        self.producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
-
-    def commit(self, timeout: float) -> None:
-        self.producer.commit_transaction(timeout)
-
-    def abort(self, timeout: float) -> None:
-        self.producer.abort_transaction(timeout)

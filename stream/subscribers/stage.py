@@ -41,7 +41,7 @@ from stream.kafka.config import redact_kafka
 from stream.kafka.connection import Connection
 from stream.kafka.deadletter import dead_letter
 from stream.kafka.topics import TopicSpec, ensure_topics, incoming, read_table
-from stream.kafka.transactions import retrying_transaction
+from stream.kafka.transactions import ProducerTransactions, Transaction, TransactionError, positions_after
 from stream.schemas import ALERTS_TOPIC, DLQ_TOPIC, INCIDENT_ALERTS_TOPIC, INCIDENTS_TOPIC, Alert
 from stream.subscribers.incidents import (
     DEFAULT_EMBEDDING_WEIGHT,
@@ -192,9 +192,13 @@ class IncidentStage:
         self._producer = o.connection.producer(transactional_id=o.txn_id)
         try:
             # Fences any earlier writer of this id: its open transaction is aborted, its next fails.
-            self._producer.init_transactions(o.startup_timeout_s)
+            self._transaction().init(o.startup_timeout_s)
         except KafkaException as exc:
             raise SystemicError(f"init_transactions failed: {exc.args[0].str()}") from None
+
+    def _transaction(self) -> Transaction:
+        """The claimed producer's transactions (a batch each, see stream.kafka.transactions)."""
+        return Transaction(ProducerTransactions(self._producer), TXN_TIMEOUT_S)
 
     def rebuild(self) -> int:
         """Open incidents from the compacted topic; returns how many."""
@@ -331,12 +335,7 @@ class IncidentStage:
             if error is not None:
                 failures.append(error.str())
 
-        positions: dict[tuple[str, int], int] = {}
-        for message in messages:
-            tp = (str(message.topic()), int(message.partition() or 0))
-            positions[tp] = max(positions.get(tp, 0), int(message.offset() or 0) + 1)
-        try:
-            producer.begin_transaction()
+        def produce() -> None:
             for _, alert in grouped:
                 producer.produce(
                     o.incident_alerts_topic, key=alert.incident_id.encode(), value=alert.model_dump_json().encode(),
@@ -366,22 +365,19 @@ class IncidentStage:
                 producer.produce(
                     letter.topic, key=letter.key, value=letter.value, headers=headers, on_delivery=delivered
                 )
-            offsets = [TopicPartition(t, p, off) for (t, p), off in positions.items()]
-            retrying_transaction(
-                lambda: producer.send_offsets_to_transaction(
-                    offsets, consumer.consumer_group_metadata(), TXN_TIMEOUT_S
-                )
-            )
-            retrying_transaction(lambda: producer.commit_transaction(TXN_TIMEOUT_S))
-        except KafkaException as exc:
-            error = exc.args[0]
-            if not error.fatal():
+
+        positions = positions_after((m.tp, m.offset) for m in map(incoming, messages))
+        transaction = self._transaction()
+        try:
+            transaction.publish(produce, positions, consumer.consumer_group_metadata)
+        except TransactionError as failed:
+            if not failed.error.fatal():
                 with contextlib.suppress(KafkaException):
-                    producer.abort_transaction(TXN_TIMEOUT_S)
+                    transaction.abort()
             cause = f" (first delivery error: {failures[0]})" if failures else ""
             # The in-memory state already holds this batch: stop, and let a restart rebuild it.
             raise SystemicError(
-                f"the incidents transaction failed: {error.str()}{cause}; stopped without committing the batch"
+                f"the incidents transaction failed: {failed.error.str()}{cause}; stopped without committing the batch"
             ) from None
         if failures:
             raise SystemicError(f"delivery failed inside a committed transaction: {failures[0]}")

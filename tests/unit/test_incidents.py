@@ -335,6 +335,44 @@ def test_a_storm_in_one_batch_still_publishes_its_incident_as_it_opened() -> Non
     assert [t for t, *_ in producer.produced].count(options.incidents_topic) == 1
 
 
+class _FailingProducer(_Producer):
+    """Its commit fails with the error given; records whether the transaction was aborted."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+        self.aborted = False
+
+    def commit_transaction(self, timeout: float) -> None:
+        raise self.error
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.aborted = True
+
+
+@pytest.mark.parametrize(("fatal", "aborted"), [(False, True), (True, False)])
+def test_a_failed_incidents_transaction_stops_the_stage_aborting_it_unless_fenced(
+    fatal: bool, aborted: bool
+) -> None:
+    """The grouper already holds the batch: the stage stops without committing, and a restart rebuilds."""
+    from confluent_kafka import KafkaError
+
+    from stream.errors import SystemicError
+    from stream.subscribers.stage import IncidentOptions, IncidentStage
+    from tests.unit.fakes import FakeMessage, Record, error
+
+    options = IncidentOptions(bootstrap_servers="unused", threshold=0.5)
+    stage = IncidentStage(options, _Embedder())
+    code = KafkaError.PRODUCER_FENCED if fatal else KafkaError._STATE
+    producer = _FailingProducer(error(code, fatal=fatal, abort=not fatal))
+    stage._producer, stage._consumer = producer, _Consumer()  # type: ignore[assignment]
+    value = alert("a", publisher="AP", title="Car bomb kills twelve in Kabul").model_dump_json().encode()
+    with pytest.raises(SystemicError, match="the incidents transaction failed: scripted"):
+        stage.process([FakeMessage(Record(options.alerts_topic, 0, 0, b"a", value, []))])  # type: ignore[list-item]
+    assert producer.aborted is aborted
+    assert not producer.committed
+
+
 def test_the_page_counts_throughput_from_live_scores_not_the_hour_read_back() -> None:
     import time
 
