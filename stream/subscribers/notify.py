@@ -79,10 +79,6 @@ class NotifyOptions:
             raise ConfigError(f"--retries {self.retries} is negative; pass 0 or more")
 
     @property
-    def connection(self) -> Connection:
-        return Connection(self.bootstrap_servers, self.kafka)
-
-    @property
     def webhook_origin(self) -> str:
         """What may be logged and stored of the webhook: scheme and host, never its path or query."""
         return origin(self.webhook)
@@ -307,15 +303,16 @@ class Notifier:
 
     def run(self, stop_after: Callable[[], bool] = lambda: False) -> None:
         o = self.options
+        connection = Connection(o.bootstrap_servers, o.kafka)
         topics = [o.incidents_topic] + ([o.incident_alerts_topic] if o.alerts else [])
         ensure_topics(
-            o.connection,
+            connection,
             [TopicSpec(t) for t in [*topics, o.dlq_topic]],
             o.create_topics,
             o.startup_timeout_s,
         )
-        consumer = o.connection.consumer(o.group_id)
-        producer = o.connection.producer()
+        consumer = connection.consumer(o.group_id)
+        producer = connection.producer()
         consumer.subscribe(topics)
         self.log.info(
             "started",

@@ -93,10 +93,6 @@ class IncidentOptions:
     def lease(self) -> str:
         return self.lease_topic or f"{self.alerts_topic}-incidents-lease"
 
-    @property
-    def connection(self) -> Connection:
-        return Connection(self.bootstrap_servers, self.kafka)
-
 
 @dataclass
 class BatchOutcome:
@@ -110,6 +106,7 @@ class BatchOutcome:
 class IncidentStage:
     def __init__(self, options: IncidentOptions, embedder: Embeds, log: Any = None) -> None:
         self.options = options
+        self.connection = Connection(options.bootstrap_servers, options.kafka)
         self.embedder = embedder
         self.log = log or structlog.get_logger("wirewatch.incidents")
         self.grouper = Grouper(options.threshold, timedelta(hours=options.window_hours))
@@ -131,7 +128,7 @@ class IncidentStage:
         """Topics, and membership of the lease's group: grouping starts once the lease is ours."""
         o = self.options
         ensure_topics(
-            o.connection,
+            self.connection,
             [
                 TopicSpec(o.alerts_topic, o.topic_partitions),
                 TopicSpec(o.incidents_topic, o.topic_partitions, compacted=True),
@@ -143,8 +140,8 @@ class IncidentStage:
         )
         # The stage's own internal topic, never written to: created when missing, as Kafka Streams
         # creates its internal topics, so that adding the lease needs no step from the operator.
-        ensure_topics(o.connection, [TopicSpec(o.lease, 1)], True, o.startup_timeout_s)
-        self._lease = o.connection.consumer(
+        ensure_topics(self.connection, [TopicSpec(o.lease, 1)], True, o.startup_timeout_s)
+        self._lease = self.connection.consumer(
             f"{o.txn_id}-lease",
             {"session.timeout.ms": LEASE_SESSION_TIMEOUT_MS},
             # The holder keeps the lease when a standby joins: no needless handover.
@@ -171,7 +168,7 @@ class IncidentStage:
         self.grouper = Grouper(o.threshold, timedelta(hours=o.window_hours))
         self.claim()
         self.rebuild()
-        self._consumer = o.connection.consumer(o.group_id)
+        self._consumer = self.connection.consumer(o.group_id)
         self._heard = {}
         self._consumer.subscribe(
             [o.alerts_topic], on_assign=self._on_alerts_assign, on_revoke=self._on_alerts_revoke
@@ -189,7 +186,7 @@ class IncidentStage:
     def claim(self) -> None:
         """Become the one writer of this alerts topic's incidents (fences any earlier one)."""
         o = self.options
-        self._producer = o.connection.producer(transactional_id=o.txn_id)
+        self._producer = self.connection.producer(transactional_id=o.txn_id)
         try:
             # Fences any earlier writer of this id: its open transaction is aborted, its next fails.
             self._transaction().init(o.startup_timeout_s)
@@ -203,7 +200,7 @@ class IncidentStage:
     def rebuild(self) -> int:
         """Open incidents from the compacted topic; returns how many."""
         o = self.options
-        table = read_table(o.connection, o.incidents_topic, o.startup_timeout_s * 4)
+        table = read_table(self.connection, o.incidents_topic, o.startup_timeout_s * 4)
         restored = 0
         for key, (value, headers) in table.items():
             state = next((v for k, v in headers if k == STATE_HEADER), None)

@@ -111,10 +111,6 @@ class WebOptions:
             raise ConfigError(f"--max-clients {self.max_clients}: pass 1 or more")
 
     @property
-    def connection(self) -> Connection:
-        return Connection(self.bootstrap_servers, self.kafka)
-
-    @property
     def hosts(self) -> frozenset[str]:
         """Names the Host header may carry: a page on another name (DNS rebinding) is refused."""
         own = {"localhost", "127.0.0.1", "::1", *(h.lower().rstrip(".") for h in self.allowed_hosts)}
@@ -313,10 +309,11 @@ class Follower:
         self.hub = hub
         self.log = structlog.get_logger("wirewatch.web")
         self.stop = threading.Event()
-        self.consumer = options.connection.reader("web")
-        self.articles = options.connection.reader("web")
+        connection = Connection(options.bootstrap_servers, options.kafka)
+        self.consumer = connection.reader("web")
+        self.articles = connection.reader("web")
         # Reads the scorers' committed offsets; it never joins their group nor commits.
-        self.committed = options.connection.reader("web", group_id=options.group_id)
+        self.committed = connection.reader("web", group_id=options.group_id)
         self._lag: int | None = None
         self._lag_at = 0.0
         self._stats_at = 0.0

@@ -2,15 +2,7 @@
 
 from stream.kafka.deadletter import RECORD_OVERHEAD, dead_letter, fit, reject
 from stream.kafka.records import Incoming, Output
-from stream.schemas import (
-    DETAIL_HEADER,
-    ERROR_HEADER,
-    OFFSET_HEADER,
-    ORIGINAL_SIZE_HEADER,
-    PARTITION_HEADER,
-    TOPIC_HEADER,
-    WEBHOOK_HEADER,
-)
+from stream.schemas import ERROR_HEADER, ORIGINAL_SIZE_HEADER
 
 LIMIT = 100_000
 
@@ -31,27 +23,24 @@ def test_a_dead_letter_that_fits_is_the_input_unchanged() -> None:
 
 
 def test_every_dead_letter_names_its_reason_and_source_then_the_stage_s_own_headers() -> None:
-    letter = dead_letter(
-        _incoming(b"{}"), "webhook_failed", "HTTP 500", "notify-dlq", [(WEBHOOK_HEADER, b"https://hooks")]
+    """The wire names and values every reader of a dead-letter topic relies on (docs/subscribers.md)."""
+    extra = [("wirewatch-webhook", b"https://hooks")]
+    letter = dead_letter(_incoming(b"{}"), "webhook_failed", "HTTP 500", "notify-dlq", extra)
+    assert letter.headers == [
+        ("traceparent", b"00-abc"),
+        ("wirewatch-error", b"webhook_failed"),
+        ("wirewatch-error-detail", b"HTTP 500"),
+        ("wirewatch-source-topic", b"articles"),
+        ("wirewatch-source-partition", b"2"),
+        ("wirewatch-source-offset", b"41"),
+        ("wirewatch-webhook", b"https://hooks"),
+    ]
+    assert (letter.topic, letter.key, letter.value, letter.kind) == (
+        "notify-dlq",
+        b"key",
+        b"{}",
+        "dead_letter",
     )
-    assert [k for k, _ in letter.headers] == [
-        "traceparent",
-        ERROR_HEADER,
-        DETAIL_HEADER,
-        TOPIC_HEADER,
-        PARTITION_HEADER,
-        OFFSET_HEADER,
-        WEBHOOK_HEADER,
-    ]
-    assert [v for _, v in letter.headers[1:]] == [
-        b"webhook_failed",
-        b"HTTP 500",
-        b"articles",
-        b"2",
-        b"41",
-        b"https://hooks",
-    ]
-    assert (letter.topic, letter.key, letter.kind) == ("notify-dlq", b"key", "dead_letter")
 
 
 def test_an_oversized_dead_letter_carries_the_start_of_the_value_and_its_size() -> None:
