@@ -25,9 +25,9 @@ TXN_RETRIES = 5
 RETRY_BACKOFF_S = 0.5
 
 
-def retrying_transaction(call: Callable[[], None]) -> None:
+def retrying_transaction(call: Callable[[], None], attempts: int = TXN_RETRIES) -> None:
     """A transactional call, retried while the error is retriable; abortable and fatal ones raise."""
-    for attempt in range(TXN_RETRIES):
+    for attempt in range(attempts):
         try:
             call()
             return
@@ -37,7 +37,7 @@ def retrying_transaction(call: Callable[[], None]) -> None:
                 error.fatal()
                 or error.txn_requires_abort()
                 or not error.retriable()
-                or attempt == TXN_RETRIES - 1
+                or attempt == attempts - 1
             ):
                 raise
             time.sleep(RETRY_BACKOFF_S * (attempt + 1))
@@ -159,7 +159,7 @@ class Transaction:
                 self.open = False
             raise failed from None
 
-    def abort(self) -> None:
-        """abort_transaction, retried while retriable; raises KafkaException when it cannot."""
-        retrying_transaction(lambda: self.producer.abort(self.timeout))
+    def abort(self, attempts: int = TXN_RETRIES) -> None:
+        """abort_transaction, tried again while retriable; raises KafkaException when it cannot."""
+        retrying_transaction(lambda: self.producer.abort(self.timeout), attempts)
         self.open = False

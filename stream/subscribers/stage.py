@@ -369,8 +369,9 @@ class IncidentStage:
             transaction.publish(produce, positions, consumer.consumer_group_metadata)
         except TransactionError as failed:
             if not failed.error.fatal():
+                # Once: the stage stops either way, and each attempt may wait the whole timeout.
                 with contextlib.suppress(KafkaException):
-                    transaction.abort()
+                    transaction.abort(attempts=1)
             cause = f" (first delivery error: {failures[0]})" if failures else ""
             # The in-memory state already holds this batch: stop, and let a restart rebuild it.
             raise SystemicError(
