@@ -44,17 +44,22 @@ def redact_kafka(kafka: dict[str, str]) -> dict[str, str]:
     return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in kafka.items()}
 
 
+def read_settings_file(path: Path, flag: str) -> str:
+    """A file named by a flag, as UTF-8; the error names the flag and file, never the content."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{flag} {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+
+
 def read_properties(path: Path) -> dict[str, str]:
     """key=value lines; blank lines and lines starting with # or ! are skipped.
 
     Errors name the file and line, never the line's content: it may hold a password.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"--kafka-file {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
-        ) from None
+    lines = read_settings_file(path, "--kafka-file").splitlines()
     config = {}
     for number, line in enumerate(lines, 1):
         line = line.strip()

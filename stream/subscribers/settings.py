@@ -7,7 +7,13 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.errors import ConfigError
-from stream.kafka.config import invalid_setting, no_protected_keys, parse_kafka_pairs, read_properties
+from stream.kafka.config import (
+    invalid_setting,
+    no_protected_keys,
+    parse_kafka_pairs,
+    read_properties,
+    read_settings_file,
+)
 
 
 class SubscriberSettings(BaseSettings):
@@ -55,12 +61,7 @@ def _secret(value: SecretStr | None, file: Path | None, env: str, flag: str) -> 
     if value is not None and value.get_secret_value().strip() and file is not None:
         raise ConfigError(f"both {env} and {flag} are set; pass the secret one way")
     if file is not None:
-        try:
-            text = file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"{flag} {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
-            ) from None
+        text = read_settings_file(file, flag).strip()
         if not text:
             raise ConfigError(f"{flag} {file}: the file is empty")
         return text
