@@ -1,18 +1,15 @@
-"""The `wirewatch` command: data preparation and training here, serving commands from stream.
+"""`wirewatch data` and `wirewatch train`: data preparation and training.
 
-Nothing heavy is imported at module level: `wirewatch serve --help` must not load torch, and
-on a serving-only install the training commands explain what to install instead of crashing.
+wirewatch.cli's command table lists them (with their one-line help) and calls register, only when
+one of them runs. Nothing heavy is imported at module level: `wirewatch train --help` loads no torch.
 """
 
 import argparse
-import signal
-import sys
 from pathlib import Path
 
-from stream import cli as stream_cli
-from stream.errors import ConfigError, WirewatchError
-from stream.serve.settings import default_data_dir
-from training.labelfree.cli import add_bench_command, add_mode_arguments, train_unlabeled
+from stream.arguments import add_data_dir, add_seed
+from stream.errors import ConfigError
+from training.labelfree.cli import add_mode_arguments, train_unlabeled
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -84,16 +81,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     from training.finetune import TrainConfig
 
-    parser = argparse.ArgumentParser(
-        prog="wirewatch",
-        description="Streaming anomaly detection for news: train a model bundle, score a Kafka stream.",
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-
-    data = sub.add_parser("data", help="prepare training data from the original corpora")
+    data = sub.add_parser("data")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)
     p = data_sub.add_parser(
         "prepare",
@@ -103,14 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
             "terrorism task's splits and a realistic stream (attack reports rare, AG World unlabeled)."
         ),
     )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=default_data_dir(),
-        help="the datasets folder (default: $WIREWATCH_DATA_DIR or ../shared/datasets)",
-    )
+    add_data_dir(p)
     p.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: data)")
-    p.add_argument("--seed", type=int, default=13, help="seed of the deterministic shuffle (default 13)")
+    add_seed(p, "seed of the deterministic shuffle")
     p.add_argument(
         "--train-news", type=int, default=400, help="ordinary-news articles per source in train (default 400)"
     )
@@ -124,7 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train a bundle: a classifier, or a label-free novelty or ood detector (--mode)",
         description=(
             "Fine-tune a BERT-family model on DATA/{train,val}.jsonl, calibrate it, choose the "
             "threshold on validation, export and validate ONNX, quantize to int8 when it keeps "
@@ -234,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         help="epochs without validation AUPRC gain before stopping (default 2)",
     )
-    p.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
+    add_seed(p, "random seed")
     p.add_argument(
         "--target-precision",
         type=float,
@@ -264,27 +249,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     add_mode_arguments(p)
     p.set_defaults(handler=_train)
-
-    stream_cli.add_commands(sub)
-    add_bench_command(sub)
-    return parser
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so that clean-ups run (`serve` installs its own handlers).
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        return int(args.handler(args))
-    except WirewatchError as exc:
-        return stream_cli.fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return stream_cli.fail("interrupted", 130)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,14 @@
-"""`wirewatch feed`: the command, its progress line and its metrics endpoint."""
+"""`wirewatch feed`: the command, its progress line and its metrics endpoint.
+
+wirewatch.cli's command table lists it (with its one-line help) and calls register; the feed
+extra's libraries are imported with this module, so without them the command says what to install.
+"""
 
 import argparse
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -12,7 +17,7 @@ from stream.feed.fetch import Fetcher
 from stream.feed.metrics import FeedMetrics
 from stream.feed.poll import Poller
 from stream.feed.seen import SeenIndex, SeenReader
-from stream.feed.settings import FeedSettings, from_arguments
+from stream.feed.settings import FeedSettings, add_arguments, from_arguments
 from stream.feed.sink import ArticleSink
 from stream.feed.sources import Feed, feed_list
 
@@ -118,3 +123,28 @@ def main(args: argparse.Namespace) -> int:
         stop.set()
         raise
     return 0
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "feed",
+        description=(
+            "Read the feeds of --feeds FILE (one URL a line, or OPML) and --feed URL, fetch each new item's "
+            "page for its main text (the feed's summary when the page cannot be had), and produce one "
+            "article per new item. What was published is read back from the articles topic at start: no "
+            "duplicates across restarts. Every option also reads from its WIREWATCH_FEED_* variable."
+        ),
+    )
+    p.add_argument(
+        "--feeds", type=Path, action="append", default=[], metavar="FILE", help="feed list; repeatable"
+    )
+    p.add_argument("--feed", action="append", default=[], metavar="URL", help="one feed; repeatable")
+    p.add_argument("--once", action="store_true", help="poll every feed once, wait for Kafka, exit")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the progress line on stderr (default: when stderr is a terminal)",
+    )
+    add_arguments(p)
+    p.set_defaults(handler=main)

@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.arguments import DEFAULT_BOOTSTRAP_SERVERS
 from stream.kafka.config import load_with_kafka, no_protected_keys, parse_kafka_pairs
 from stream.schemas import ARTICLES_TOPIC
 
@@ -22,7 +23,7 @@ class FeedSettings(BaseSettings):
     )
 
     bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
+        DEFAULT_BOOTSTRAP_SERVERS,
         validation_alias=AliasChoices("WIREWATCH_FEED_BOOTSTRAP_SERVERS", "WIREWATCH_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers (also WIREWATCH_BOOTSTRAP_SERVERS)",
     )

@@ -11,7 +11,6 @@ configuration table (`python -m stream.serve.settings`) are generated from them,
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -19,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.arguments import DEFAULT_BOOTSTRAP_SERVERS
 from stream.errors import ConfigError
 from stream.kafka.config import load_with_kafka, no_protected_keys, parse_kafka_pairs, redact_kafka
 from stream.kafka.connection import Connection
@@ -36,7 +36,7 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WIREWATCH_", extra="forbid", validate_default=True)
 
     bundle: Path = Field(description="Model bundle folder")
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    bootstrap_servers: str = Field(DEFAULT_BOOTSTRAP_SERVERS, description="Kafka bootstrap servers")
     input_topic: str = Field(ARTICLES_TOPIC, description="Topic to read articles from")
     scores_topic: str = Field(SCORES_TOPIC, description="Topic for every score")
     alerts_topic: str = Field(ALERTS_TOPIC, description="Topic for alerts (score >= threshold)")
@@ -138,14 +138,6 @@ class ServeSettings(BaseSettings):
 
 def load_settings(kafka_extra: dict[str, str] | None = None, **overrides: Any) -> ServeSettings:
     return load_with_kafka(ServeSettings, kafka_extra, **overrides)
-
-
-DEFAULT_DATA_DIR = "../shared/datasets"
-
-
-def default_data_dir() -> Path:
-    """The corpora for `data prepare` and `demo`: $WIREWATCH_DATA_DIR, else ../shared/datasets."""
-    return Path(os.environ.get("WIREWATCH_DATA_DIR", DEFAULT_DATA_DIR))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -133,7 +133,7 @@ def test_evaluate_works_for_every_mode_without_torch(
 ) -> None:
     bundle = request.getfixturevalue(which)
     code = (
-        "import sys; from training.cli import main; rc = main(sys.argv[1:]); "
+        "import sys; from wirewatch.cli import main; rc = main(sys.argv[1:]); "
         "heavy = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules]; "
         "print('HEAVY=' + ','.join(heavy), file=sys.stderr); sys.exit(rc)"
     )

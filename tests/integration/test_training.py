@@ -98,7 +98,7 @@ def test_onnx_graph_is_the_documented_contract(bundle_dir: Path) -> None:
 def test_evaluate_cli_reproduces_the_manifest_without_torch(bundle_dir: Path, sample_data: Path) -> None:
     # Run the real entry point, then report which heavy modules it pulled in.
     code = (
-        "import sys; from training.cli import main; rc = main(sys.argv[1:]); "
+        "import sys; from wirewatch.cli import main; rc = main(sys.argv[1:]); "
         "heavy = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules]; "
         "print('HEAVY=' + ','.join(heavy), file=sys.stderr); sys.exit(rc)"
     )

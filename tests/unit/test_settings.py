@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from stream.arguments import DEFAULT_DATA_DIR
 from stream.errors import ConfigError
 from stream.kafka.config import parse_kafka_pairs
 from stream.serve.settings import (
-    DEFAULT_DATA_DIR,
     TABLE_END,
     TABLE_START,
     ServeSettings,

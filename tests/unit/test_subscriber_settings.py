@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli import _kafka_of, _subscriber_settings
 from stream.errors import ConfigError
 from stream.kafka.config import read_properties, redact_kafka
+from stream.subscribers.cli import _kafka_of, _subscriber_settings
 from stream.subscribers.settings import load_subscriber_settings
 from wirewatch.cli import build_parser
 

@@ -37,10 +37,10 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm
 
+from stream.arguments import add_data_dir
 from stream.schemas import Alert, ModelRef, SourceRef
 from stream.scoring.articles import Article
 from stream.scoring.embedder import Embedder
-from stream.serve.settings import default_data_dir
 from stream.subscribers.incidents import Grouper
 from stream.subscribers.lexical import combine, name_vectors, names
 from training.data.corpora import load_current_events
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m training.bench.incident_quality", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--embedder", type=Path, default=Path("exports/embedder"), help="embedder folder")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="the datasets folder")
+    add_data_dir(parser)
     parser.add_argument("--cache", type=Path, default=Path("runs/incident-quality"), help="embedding cache")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument(

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm
 
+from stream.arguments import DEFAULT_BOOTSTRAP_SERVERS
 from stream.errors import ConfigError, DataError
 from stream.scoring.articles import Article, read_articles
 from stream.scoring.bundle import (
@@ -72,7 +73,7 @@ class UnlabeledOptions:
     # the normal set from a topic's recent history instead of DATA/train
     from_topic: str | None = None
     limit: int = 5000
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
     kafka: dict[str, str] = field(default_factory=dict)
     # ood
     category_field: str = "category"

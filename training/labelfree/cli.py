@@ -1,13 +1,14 @@
 """Command-line options of the label-free modes (`wirewatch train --mode novelty|ood`) and `bench-ad`.
 
 Kept apart from training.cli so that the classifier's options stay as they are; nothing heavy
-is imported here.
+is imported here. wirewatch.cli's command table lists bench-ad (with its one-line help) and calls
+register.
 """
 
 import argparse
-import os
 from pathlib import Path
 
+from stream.arguments import add_bootstrap_servers, add_data_dir, add_kafka
 from stream.errors import ConfigError
 from stream.scoring.encoding import Windowing
 
@@ -61,12 +62,8 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--limit", type=int, default=5000, help="--from-topic: how many of the newest messages (default 5000)"
     )
-    group.add_argument(
-        "--bootstrap-servers",
-        default=os.environ.get("WIREWATCH_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="--from-topic: Kafka bootstrap servers (default $WIREWATCH_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
-    )
-    group.add_argument("--kafka", action="append", metavar="KEY=VALUE", help="librdkafka setting, repeatable")
+    add_bootstrap_servers(group, prefix="--from-topic: ")
+    add_kafka(group)
     group.add_argument(
         "--category-field",
         default="category",
@@ -152,12 +149,9 @@ def train_unlabeled(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_bench_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from stream.serve.settings import default_data_dir
-
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "bench-ad",
-        help="benchmark the label-free modes on public one-class protocols (AG News, BBC, Reuters)",
         description=(
             "Run the one-class anomaly detection protocols of CVDD/DATE (AG News, Reuters-21578) and "
             "NLP-ADBench (BBC News) on the corpora in --data-dir: wirewatch novelty (frozen and "
@@ -165,12 +159,7 @@ def add_bench_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
             "baselines, all on the same splits. Prints a table and writes JSON to bench/results/."
         ),
     )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=default_data_dir(),
-        help="the datasets folder (default: $WIREWATCH_DATA_DIR or ../shared/datasets)",
-    )
+    add_data_dir(p)
     p.add_argument(
         "--datasets", nargs="+", choices=["ag_news", "bbc", "reuters"], default=["ag_news", "bbc", "reuters"]
     )
