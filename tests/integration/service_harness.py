@@ -1,7 +1,6 @@
 """Helpers to run `wirewatch serve` as a real process against a real broker, and read its outputs."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -96,19 +95,6 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
-
-
-def run_cli(
-    *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wirewatch", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def articles_as_messages(path: Path, copies: int = 1) -> list[tuple[str, bytes]]:

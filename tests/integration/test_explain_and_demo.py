@@ -12,7 +12,7 @@ from stream.scoring.bundle import load_bundle
 from stream.scoring.explain import Explainer
 from stream.scoring.scorer import Scorer
 from stream.scoring.text import article_text, clean
-from tests.integration.service_harness import run_cli
+from tests.cli_run import run_cli
 
 
 def _norm(text: str) -> str:

@@ -1,8 +1,6 @@
 """Novelty and ood bundles for real: a tiny BERT, real BBC articles, real ONNX, the real service and broker."""
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from confluent_kafka import Producer
 
 from stream.scoring.bundle import load_bundle
 from stream.scoring.encoding import Windowing
+from tests.cli_run import Run, run_cli
 from tests.integration.label_free_data import write_label_free_data
 from tests.integration.service_harness import (
     ServiceProcess,
@@ -20,7 +19,6 @@ from tests.integration.service_harness import (
     consume,
     ids_of,
     produce,
-    run_cli,
 )
 from training.finetune import TrainConfig
 from training.labelfree.base import UnlabeledOptions
@@ -132,17 +130,11 @@ def test_evaluate_works_for_every_mode_without_torch(
     which: str, request: pytest.FixtureRequest, lf_data: Path
 ) -> None:
     bundle = request.getfixturevalue(which)
-    code = (
-        "import sys; from wirewatch.cli import main; rc = main(sys.argv[1:]); "
-        "heavy = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules]; "
-        "print('HEAVY=' + ','.join(heavy), file=sys.stderr); sys.exit(rc)"
-    )
-    args = ["evaluate", "--bundle", str(bundle), "--data", str(lf_data / "test.jsonl"), "--json"]
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    result = run_cli(
+        "evaluate", "--bundle", str(bundle), "--data", str(lf_data / "test.jsonl"), "--json", timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "HEAVY="
+    assert result.heavy == []
     printed = json.loads(result.stdout)
     expected = load_bundle(bundle).manifest.metrics["test"]["model"]
     assert printed["labeled"]["confusion"] == expected.confusion.model_dump()
@@ -217,7 +209,7 @@ def test_novelty_learns_normal_from_a_topics_recent_history(
     assert not any("train.jsonl" in f for f in normal.data_files)
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+def _one_line_error(result: Run, fragment: str) -> None:
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("wirewatch: error:")
     assert result.stderr.strip().count("\n") == 0, result.stderr

@@ -14,6 +14,7 @@ from confluent_kafka import Message
 
 from stream.schemas import ERROR_HEADER, OFFSET_HEADER, TOPIC_HEADER
 from stream.scoring.bundle import load_bundle
+from tests.cli_run import run_cli
 from tests.integration.broker_fixtures import TopicFactory
 from tests.integration.service_harness import (
     ServiceProcess,
@@ -26,7 +27,6 @@ from tests.integration.service_harness import (
     ids_cover,
     ids_of,
     produce,
-    run_cli,
 )
 
 MALFORMED: dict[str, bytes] = {

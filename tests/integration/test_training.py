@@ -1,8 +1,6 @@
 """Train a tiny BERT on a small real sample, export, validate, quantize, evaluate through ONNX Runtime."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 from stream.errors import ConfigError, DataError, ExportError
 from stream.scoring.bundle import load_bundle
 from stream.scoring.encoding import Windowing
-from tests.integration.service_harness import run_cli
+from tests.cli_run import run_cli
 from training.classifier.pipeline import TrainOptions, train_bundle
 from training.finetune import TrainConfig
 
@@ -97,17 +95,17 @@ def test_onnx_graph_is_the_documented_contract(bundle_dir: Path) -> None:
 
 def test_evaluate_cli_reproduces_the_manifest_without_torch(bundle_dir: Path, sample_data: Path) -> None:
     # Run the real entry point, then report which heavy modules it pulled in.
-    code = (
-        "import sys; from wirewatch.cli import main; rc = main(sys.argv[1:]); "
-        "heavy = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules]; "
-        "print('HEAVY=' + ','.join(heavy), file=sys.stderr); sys.exit(rc)"
-    )
-    args = ["evaluate", "--bundle", str(bundle_dir), "--data", str(sample_data / "test.jsonl"), "--json"]
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    result = run_cli(
+        "evaluate",
+        "--bundle",
+        str(bundle_dir),
+        "--data",
+        str(sample_data / "test.jsonl"),
+        "--json",
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "HEAVY="
+    assert result.heavy == []
     printed = json.loads(result.stdout)
     expected = load_bundle(bundle_dir).manifest.metrics["test"]["model"]
     assert printed["labeled"]["confusion"] == expected.confusion.model_dump()
