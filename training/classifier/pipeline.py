@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from stream.errors import ConfigError, DataError
 from stream.scoring.articles import Article, read_articles
 from stream.scoring.bundle import (
-    MANIFEST,
     BaseModelInfo,
     Bundle,
     Calibration,
@@ -31,7 +30,6 @@ from stream.scoring.bundle import (
     Manifest,
     TokenizerInfo,
     load_bundle,
-    sha256_file,
 )
 from stream.scoring.encoding import Encoder, Windowing
 from stream.scoring.evaluate import score_articles
@@ -56,7 +54,7 @@ from training.ship import export, report
 from training.ship import graph as shipping
 from training.ship.canary import add_canary
 from training.ship.drift import score_distribution
-from training.ship.publish import packages, publishing, refuse_existing, save_tokenizer
+from training.ship.publish import publishing, record_inputs, refuse_existing, save_tokenizer, seal
 
 
 @dataclass
@@ -405,8 +403,7 @@ class _Build:
 
     def write(self, manifest: Manifest, result: Assessment, calibration_notes: str) -> None:
         data_files = [s.path for s in self.splits.values()] + ([self.stream_path] if self.stream_path else [])
-        manifest.data_files = {str(p): sha256_file(p) for p in data_files}
-        manifest.packages = packages()
+        record_inputs(manifest, data_files)
         report.plot_pr_curves(result.curves, self.folder / "pr_curve.png")
         report.plot_score_histogram(
             result.histogram, manifest.threshold, self.folder / "score_hist.png", result.histogram_title
@@ -429,12 +426,7 @@ class _Build:
             calibration_notes,
             self.log_lines,
         )
-        manifest.files = {
-            p.name: sha256_file(p)
-            for p in sorted(self.folder.iterdir())
-            if p.is_file() and p.name != MANIFEST
-        }
-        (self.folder / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+        seal(self.folder, manifest)
         _log(
             json.dumps(
                 {

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stream.scoring.bundle import MANIFEST, Manifest, sha256_file
+from stream.scoring.bundle import Manifest
 from stream.scoring.drift import reference_from_scores
 from stream.scoring.metrics import at_threshold
 from training.bench.ad_baseline import fit_tfidf
@@ -20,7 +20,7 @@ from training.labelfree.base import (
     log,
 )
 from training.ship import report
-from training.ship.publish import packages
+from training.ship.publish import record_inputs, seal
 
 AGGREGATION = (
     "Long articles are cut into windows of {max_length} tokens every {stride} tokens (at most "
@@ -93,7 +93,7 @@ def finish(
     )
     if curves:
         report.plot_pr_curves(curves, folder / "pr_curve.png")
-    manifest.data_files = {str(p): sha256_file(p) for p in data.files}
+    record_inputs(manifest, data.files)
     manifest.training = {
         "normal_source": data.train.source,
         "train_articles": len(data.train.articles),
@@ -102,12 +102,8 @@ def finish(
         "seed": options.train.seed,
         "notes": notes,
     }
-    manifest.packages = packages()
     _write_report(folder / "report.md", manifest, options, data, val_far, groups, notes, bool(curves))
-    manifest.files = {
-        p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST
-    }
-    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+    seal(folder, manifest)
     log(
         json.dumps(
             {"bundle": str(options.out), "mode": manifest.mode, "threshold": round(manifest.threshold, 4)}

@@ -9,14 +9,14 @@ finished bundle, and never loses the one it was to replace.
 import os
 import platform
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from stream.errors import ConfigError
-from stream.scoring.bundle import TokenizerInfo
+from stream.scoring.bundle import MANIFEST, Manifest, TokenizerInfo, sha256_file
 from stream.scoring.encoding import Encoder, Windowing
 
 # Recorded in every bundle's manifest (`packages`), with the Python version.
@@ -115,3 +115,21 @@ def packages() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def record_inputs(manifest: Manifest, data_files: Iterable[Path]) -> None:
+    """Record in `manifest` what the folder was built from: the data files' hashes and packages().
+
+    Call it before writing report.md, which shows both."""
+    manifest.data_files = {str(p): sha256_file(p) for p in data_files}
+    manifest.packages = packages()
+
+
+def seal(folder: Path, manifest: Manifest) -> None:
+    """Write `folder`/manifest.json, with the hash of every other file in `folder` as `files`.
+
+    Call it last, once every other file of the folder is written."""
+    manifest.files = {
+        p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST
+    }
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
