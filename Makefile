@@ -96,14 +96,14 @@ serve: install ## run the scorer on $(BUNDLE) against 127.0.0.1:9092, creating m
 	$(VENV)/bin/wirewatch serve --bundle $(BUNDLE) --create-topics
 
 bench: install ## benchmark: bare model, ceiling, end to end, naive torch consumer; prints and saves JSON
-	$(PY) bench/run.py --bundle $(BUNDLE) $(ARGS)
+	$(PY) -m bench.run --bundle $(BUNDLE) $(ARGS)
 
 bench-incidents: install ## the subscriber pipeline (scorer, incidents) on a year of current events: alerts, incidents, pairs vs offline (JSON)
 	@[ -f exports/embedder/manifest.json ] || $(MAKE) embedder
-	$(PY) bench/incidents.py --bundle $(BUNDLE) --data-dir $(DATA_DIR) $(ARGS)
+	$(PY) -m bench.incidents --bundle $(BUNDLE) --data-dir $(DATA_DIR) $(ARGS)
 
 bench-gpu: install ## the same benchmark on CUDA (needs onnxruntime-gpu and a GPU; see bench/gpu.sh)
-	$(PY) bench/run.py --bundle $(BUNDLE) --providers cuda --batch-size 256 --naive-limit 0 --name cuda $(ARGS)
+	$(PY) -m bench.run --bundle $(BUNDLE) --providers cuda --batch-size 256 --naive-limit 0 --name cuda $(ARGS)
 
 install-openvino: install ## add the OpenVINO execution provider plugin (for --providers openvino)
 	$(PY) -m pip install --quiet -e '.[openvino]'

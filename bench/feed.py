@@ -33,7 +33,7 @@ def _cpu() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.feed", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("data/stream.jsonl"))
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--items", type=int, default=50)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark on a borrowed GPU machine, as one short run: install onnxruntime-gpu and the
 # serving dependencies the machine lacks from wheels carried in .whl/ (no network there), check
-# that CUDA really runs the model, run bench/run.py on CUDA and write its JSON to $OUT.
+# that CUDA really runs the model, run `python -m bench.run` on CUDA and write its JSON to $OUT.
 #
 # Here, where PyPI is reachable:   bench/gpu-wheels.sh          (fills .whl/, ignored by git)
 # There, from the repository root: BUNDLE=exports/terrorism-v1 bench/gpu.sh
@@ -31,5 +31,5 @@ print("onnxruntime", ort.__version__, ort.get_available_providers())
 assert "CUDAExecutionProvider" in ort.get_available_providers(), "onnxruntime-gpu is not the onnxruntime imported"
 PY
 # The same benchmark as `make bench-gpu`: larger micro-batches, no torch consumer (it is a CPU baseline).
-"$PY" bench/run.py --bundle "$BUNDLE" --providers cuda --batch-size 256 --naive-limit 0 \
+"$PY" -m bench.run --bundle "$BUNDLE" --providers cuda --batch-size 256 --naive-limit 0 \
     --limit "$LIMIT" --out "$OUT" --name cuda "$@" 2> >(tee "$OUT/bench-stderr.log" >&2)

@@ -29,24 +29,25 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
-from stream.kafka.connection import Connection  # noqa: E402
-from stream.kafka.topics import TopicSpec, ensure_topics  # noqa: E402
-from stream.schemas import Alert  # noqa: E402
-from stream.scoring.embedder import Embedder  # noqa: E402
-from stream.serve.observability import wait_ready  # noqa: E402
-from stream.subscribers.incidents import (  # noqa: E402
+from stream.arguments import add_data_dir
+from stream.devtools.broker import EmbeddedBroker, free_port
+from stream.kafka.connection import Connection
+from stream.kafka.topics import TopicSpec, ensure_topics
+from stream.schemas import Alert
+from stream.scoring.embedder import Embedder
+from stream.serve.observability import wait_ready
+from stream.subscribers.incidents import (
     DEFAULT_EMBEDDING_WEIGHT,
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW_HOURS,
     incident_text,
 )
-from stream.subscribers.lexical import combine, name_vectors  # noqa: E402
-from training.bench.incident_quality import ATTACKS, EVENT_HEADERS, Dataset, event_headers_of, group  # noqa: E402
-from training.data.corpora import load_current_events  # noqa: E402
+from stream.subscribers.lexical import combine, name_vectors
+from training.bench.incident_quality import ATTACKS, EVENT_HEADERS, Dataset, event_headers_of, group
+from training.data.corpora import load_current_events
+
+# The repository root: the defaults' base and the services' working folder.
+ROOT = Path(__file__).resolve().parents[1]
 
 SESSION = {"session.timeout.ms": "6000"}
 
@@ -94,10 +95,10 @@ def pairs(dataset: Dataset, groupings: dict[str, dict[str, str]]) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/incidents.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.incidents", description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "exports" / "terrorism-v1")
     parser.add_argument("--embedder", type=Path, default=ROOT / "exports" / "embedder")
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "datasets")
+    add_data_dir(parser)
     parser.add_argument("--year", default="2018", help="the portal's year to replay (default 2018)")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of every topic (default 3)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the outputs")

@@ -42,20 +42,20 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import naive
+from stream.devtools.broker import EmbeddedBroker, free_port
+from stream.kafka.records import Incoming, Output
+from stream.scoring.bundle import load_bundle
+from stream.scoring.metrics import at_threshold
+from stream.scoring.providers import cpu_flags
+from stream.scoring.scorer import Scorer
+from stream.scoring.text import article_text
+from stream.serve.observability import wait_ready
+from stream.serve.process import BatchProcessor, processor_for
+from stream.serve.settings import ServeSettings
 
-from bench import naive  # noqa: E402
-from stream.devtools.broker import EmbeddedBroker, free_port  # noqa: E402
-from stream.kafka.records import Incoming, Output  # noqa: E402
-from stream.scoring.bundle import load_bundle  # noqa: E402
-from stream.scoring.metrics import at_threshold  # noqa: E402
-from stream.scoring.providers import cpu_flags  # noqa: E402
-from stream.scoring.scorer import Scorer  # noqa: E402
-from stream.scoring.text import article_text  # noqa: E402
-from stream.serve.observability import wait_ready  # noqa: E402
-from stream.serve.process import BatchProcessor, processor_for  # noqa: E402
-from stream.serve.settings import ServeSettings  # noqa: E402
+# The repository root: the defaults' base and the services' working folder.
+ROOT = Path(__file__).resolve().parents[1]
 
 SESSION = {"session.timeout.ms": "6000"}
 # The reader of the scores waits at most this long in a fetch, as the service's own consumer does:
@@ -367,7 +367,7 @@ def _load() -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bundle", type=Path, default=ROOT / "exports" / "terrorism-v1")
     parser.add_argument("--data", type=Path, default=ROOT / "data")
