@@ -36,8 +36,11 @@ def _fresh_structlog():  # type: ignore[no-untyped-def]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The folder decides the marker, so `-m unit` and `-m integration` select by folder.
+    # The folder under tests/ decides the marker (tests/unit/serve/... is unit), so `-m unit` and
+    # `-m integration` select by folder.
+    tests = Path(__file__).resolve().parent
     for item in items:
-        folder = Path(str(item.fspath)).parent.name
+        path = Path(str(item.fspath)).resolve()
+        folder = path.relative_to(tests).parts[0] if path.is_relative_to(tests) else None
         if folder in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, folder))

@@ -1,4 +1,5 @@
-"""The live page's state and access checks, without a socket: text caps, snapshots, Host and token."""
+"""The live page's state and access checks, without a socket: text caps, snapshots, highlighting,
+throughput and lag, Host and token."""
 
 import base64
 import json
@@ -14,9 +15,12 @@ from stream.subscribers.web import (
     Hub,
     Snapshot,
     WebOptions,
+    highlight,
     host_allowed,
+    input_lag,
     token_given,
 )
+from tests.unit.subscribers.alerts import alert
 
 
 def _record(i: int, chars: int) -> dict[str, Any]:
@@ -126,3 +130,36 @@ def test_a_page_beyond_loopback_needs_a_long_token_or_an_explicit_choice() -> No
         assert WebOptions("b", host=host).token is None
     with pytest.raises(ConfigError, match="shorter than 16"):
         WebOptions("b", token="short")
+
+
+def test_highlight_marks_sentences_whatever_the_whitespace() -> None:
+    text = "Title\n\nA bomb  exploded\nin the market. Police said nothing. Two died."
+    segments = highlight(text, ["A bomb exploded in the market.", "Two died.", "Not there."])
+    marked = [s for s in segments if s["mark"]]
+    assert [s["text"] for s in marked] == ["A bomb  exploded\nin the market.", "Two died."]
+    assert [s["rank"] for s in marked] == [0, 1]
+    assert "".join(str(s["text"]) for s in segments) == text
+
+
+def test_the_page_counts_throughput_from_live_scores_not_the_hour_read_back() -> None:
+    import time
+
+    from stream.subscribers.web import Hub
+
+    hub = Hub(None)
+    now = time.time()
+    for k in range(120):
+        hub.score(alert(f"old{k}"), now - 1800 + k)  # read back from the last hour at startup
+    hub.refresh(lag=0)
+    assert hub.stats["throughput_per_s"] == 0
+    assert hub.stats["scores"] == 120  # they still count for the hour's distribution
+    for k in range(30):
+        hub.score(alert(f"new{k}"), now)
+    hub.refresh(lag=0)
+    assert hub.stats["throughput_per_s"] == 0.5
+
+
+def test_lag_is_unknown_rather_than_negative_when_the_broker_reports_an_end_before_the_commit() -> None:
+    assert input_lag([(10, 0, 25), (-1001, 5, 9)]) == 15 + 4  # no commit yet: from the start
+    assert input_lag([(10, 0, 25), (40, 0, 1)]) is None  # the embedded broker's ListOffsets
+    assert input_lag([]) == 0

@@ -9,7 +9,7 @@ from stream.feed.settings import FeedSettings
 from stream.feed.sources import read_feed_file
 from wirewatch.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_feed_service_runs_the_feed_command_on_a_mounted_list() -> None:

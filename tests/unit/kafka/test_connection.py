@@ -6,7 +6,7 @@ from pathlib import Path
 from stream.kafka.config import PROTECTED_KAFKA_KEYS
 from stream.kafka.connection import Connection
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Everything the service's guarantees rest on, passed through as a user would (parse-time refusal aside).
 HOSTILE = {
     "bootstrap.servers": "elsewhere:9092",

@@ -9,7 +9,7 @@ import pytest
 from stream.errors import BundleError
 from stream.scoring.bundle import load_bundle, sha256_file
 from stream.scoring.canary import SMOKE_TEXTS, check, write_canary
-from tests.unit.test_bundle import _manifest
+from tests.unit.scoring.test_bundle import _manifest
 
 
 def _bundle(tmp_path: Path, with_canary: bool) -> Path:

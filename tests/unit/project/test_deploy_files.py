@@ -9,7 +9,7 @@ import yaml
 from stream.serve.settings import ServeSettings
 from wirewatch.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _compose() -> dict:  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ from confluent_kafka import KafkaError
 from stream.errors import ConfigError
 from stream.serve.observability import HealthServer, KafkaEvents, Metrics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_client_errors_and_librdkafka_logs_become_structlog_events_and_metrics() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from stream.schemas import SCHEMAS, Alert, ArticleIn, Contribution, ModelRef, Score, SourceRef, write_schemas
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_committed_schema_files_are_current(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Every page whose relative links must resolve.
 LINKED_PAGES = sorted({ROOT / "README.md", ROOT / "exports" / "README.md", *(ROOT / "docs").rglob("*.md")})
 # The pages whose fenced `wirewatch ... --help` lines must run.

@@ -19,7 +19,7 @@ from stream.serve.settings import (
     settings_table,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _parse(*argv: str) -> argparse.Namespace:

@@ -27,9 +27,9 @@ from stream.serve.settings import ServeSettings
 from stream.subscribers.incidents import _best
 from stream.subscribers.notify import alert_text, incident_text, slack_escape
 from stream.subscribers.web import CUT, MAX_ARTICLE_CHARS, page_record
-from tests.unit.test_fuzz_input import TokenScorer
+from tests.unit.serve.test_process import TokenScorer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HOSTILE_URLS = [
     "javascript:alert(document.domain)",
     "JavaScript:alert(1)",

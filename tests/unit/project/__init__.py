@@ -1,0 +1,1 @@
+"""Checks of the whole repository: import boundaries, docs, deploy files."""

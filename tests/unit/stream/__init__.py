@@ -1,0 +1,1 @@
+"""Tests of stream/'s top modules (errors, schemas, logs, arguments); its subpackages have their own folders."""

@@ -1,0 +1,1 @@
+"""Tests of training/ (data, classifier, labelfree, ship, bench)."""
