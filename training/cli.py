@@ -6,10 +6,15 @@ one of them runs. Nothing heavy is imported at module level: `wirewatch train --
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from stream.arguments import add_data_dir, add_seed
 from stream.errors import ConfigError
 from training.labelfree.cli import add_mode_arguments, train_unlabeled
+
+if TYPE_CHECKING:
+    from stream.scoring.encoding import Windowing
+    from training.finetune import TrainConfig
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -25,19 +30,41 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def windowing(args: argparse.Namespace, default_windows: int) -> "Windowing":
+    """The windows of `train`'s --max-length, --stride and --max-windows, for every mode."""
+    from stream.scoring.encoding import Windowing
+
+    try:
+        return Windowing(
+            args.max_length, args.stride or args.max_length - 32, args.max_windows or default_windows
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def train_config(args: argparse.Namespace, **more: Any) -> "TrainConfig":
+    """The fine-tuning options every mode of `train` takes, plus a mode's own."""
+    from training.finetune import TrainConfig, cpu_has_bf16
+
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        train_layers=args.train_layers,
+        bf16=cpu_has_bf16() if args.bf16 is None else args.bf16,
+        **more,
+    )
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.mode != "classifier":
         return train_unlabeled(args)
     if args.data is None:
         raise ConfigError("--data is required (a folder with train, val and test files)")
-    from stream.scoring.encoding import Windowing
     from training.classifier.pipeline import TrainOptions, train_bundle
-    from training.finetune import TrainConfig, cpu_has_bf16
 
-    try:
-        windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows or 4)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
     options = TrainOptions(
         data=args.data,
         out=args.out,
@@ -45,18 +72,9 @@ def _train(args: argparse.Namespace) -> int:
         name=args.name,
         version=args.bundle_version,
         stream=args.stream,
-        windowing=windowing,
-        train=TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            seed=args.seed,
-            patience=args.patience,
-            max_steps=args.max_steps,
-            train_layers=args.train_layers,
-            train_windows=args.train_windows,
-            domain_balance=args.domain_balance,
-            bf16=cpu_has_bf16() if args.bf16 is None else args.bf16,
+        windowing=windowing(args, default_windows=4),
+        train=train_config(
+            args, patience=args.patience, train_windows=args.train_windows, domain_balance=args.domain_balance
         ),
         target_precision=args.target_precision,
         threshold_domain=args.threshold_domain or None,

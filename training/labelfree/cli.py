@@ -10,7 +10,6 @@ from pathlib import Path
 
 from stream.arguments import add_bootstrap_servers, add_data_dir, add_kafka
 from stream.errors import ConfigError
-from stream.scoring.encoding import Windowing
 
 MODES = ("classifier", "novelty", "ood")
 
@@ -82,13 +81,9 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
 
 def train_unlabeled(args: argparse.Namespace) -> int:
     from stream.kafka.config import parse_kafka_pairs
-    from training.finetune import TrainConfig, cpu_has_bf16
+    from training.cli import train_config, windowing  # train's flags, which these modes share
     from training.labelfree.base import UnlabeledOptions
 
-    try:
-        windowing = Windowing(args.max_length, args.stride or args.max_length - 32, args.max_windows or 8)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
     if args.from_topic is not None and args.mode != "novelty":
         raise ConfigError("--from-topic builds a normal set for --mode novelty only")
     options = UnlabeledOptions(
@@ -98,7 +93,7 @@ def train_unlabeled(args: argparse.Namespace) -> int:
         base_model=args.base_model,
         name=args.name,
         version=args.bundle_version,
-        windowing=windowing,
+        windowing=windowing(args, default_windows=8),
         target_false_alarm_rate=args.target_false_alarm_rate,
         method=args.method,
         k=args.k,
@@ -112,15 +107,7 @@ def train_unlabeled(args: argparse.Namespace) -> int:
         category_field=args.category_field,
         outliers=args.outliers,
         ood_score=args.ood_score,
-        train=TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            seed=args.seed,
-            max_steps=args.max_steps,
-            train_layers=args.train_layers,
-            bf16=cpu_has_bf16() if args.bf16 is None else args.bf16,
-        ),
+        train=train_config(args),
         quantize=not args.no_quantize,
         force=args.force,
         threads=args.threads,
