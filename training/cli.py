@@ -74,7 +74,11 @@ def _train(args: argparse.Namespace) -> int:
         stream=args.stream,
         windowing=windowing(args, default_windows=4),
         train=train_config(
-            args, patience=args.patience, train_windows=args.train_windows, domain_balance=args.domain_balance
+            args,
+            patience=args.patience,
+            train_windows=args.train_windows,
+            domain_balance=args.domain_balance,
+            label_balance=args.label_balance,
         ),
         target_precision=args.target_precision,
         threshold_domain=args.threshold_domain or None,
@@ -208,6 +212,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         help=(
             "0: each domain weighs in the loss as its size, 0.5: as its square root, 1: all alike (default "
             f"{TrainConfig.domain_balance:g})"
+        ),
+    )
+    p.add_argument(
+        "--label-balance",
+        choices=("classes", "domain"),
+        default=TrainConfig.label_balance,
+        help=(
+            "classes: attacks and other news each carry half of the loss; domain: half within each domain "
+            f"(`domain` field), so a domain's share of attacks is no cue (default {TrainConfig.label_balance})"
         ),
     )
     p.add_argument(

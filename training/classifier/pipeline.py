@@ -165,6 +165,14 @@ class _Build:
         self.started = started
         self.log_lines: list[str] = []
         self.head: HeadFit | None = None
+        self.stages: dict[str, float] = {}
+        self._stage_start = started
+
+    def stage(self, name: str) -> None:
+        """Close the stage that ran since the last call: where `make train`'s time goes."""
+        now = time.monotonic()
+        self.stages[name] = round(now - self._stage_start, 1)
+        self._stage_start = now
 
     def note(self, line: str) -> None:
         self.log_lines.append(line)
@@ -183,13 +191,16 @@ class _Build:
             f"baseline: TF-IDF (1-2 grams) + logistic regression, C={baseline.C} chosen on validation AUPRC"
         )
         # Before fine-tuning, which changes the encoder's weights in place.
+        self.stage("data, base model and TF-IDF baseline")
         systems = Systems(baseline)
         if options.prior:
             systems = self.description_prior(
                 baseline, encoder_model, encoder, val, test, stream, threshold_mask
             )
+            self.stage("description prior")
 
         model, history = self.fine_tune(encoder_model, encoder)
+        self.stage("fine-tuning")
         # The best epoch's validation logits, computed by fine_tune on the frozen-layer cache.
         val_logits = history.best_val_logits
         temperature, bias = calibrate.fit_temperature(val_logits, val.labels)
@@ -264,9 +275,11 @@ class _Build:
         manifest.canary = add_canary(self.folder, scorer, test.texts)
         for path in leftovers:
             path.unlink()
+        self.stage("export, int8 gate and threshold")
 
         test_scores = score_articles(scorer, test.articles).scores
         result = assess(scorer, systems, (test.articles, test.texts, test.labels, test_scores), stream, _log)
+        self.stage("test and stream assessment")
         result.metrics["validation (threshold)"] = {f"model {p}": c.val for p, c in candidates.items()}
         manifest.metrics = result.metrics
         if result.unlabeled is not None and result.unlabeled.unlabeled:
@@ -282,6 +295,8 @@ class _Build:
             "best_epoch": history.best_epoch,
             "steps": history.steps,
             "fine_tune_seconds": round(history.seconds, 1),
+            "frozen_cache_seconds": round(history.cache_seconds, 1),
+            "stage_seconds": self.stages,
             "epochs_run": [asdict(e) for e in history.epochs],
             "baseline_C": baseline.C,
             "baseline_threshold": baseline.threshold,
@@ -358,7 +373,8 @@ class _Build:
             )
         self.note(
             f"kept epoch {history.best_epoch} (best mean validation AUPRC over domains); "
-            f"fine-tuning took {history.seconds:.0f} s, training the top "
+            f"fine-tuning took {history.seconds:.0f} s ({history.cache_seconds:.0f} s of it the frozen "
+            f"layers' output), training the top "
             f"{self.options.train.train_layers} encoder layers and the head"
         )
         return model, history
@@ -416,7 +432,8 @@ class _Build:
             composition["stream (labeled)"] = {"articles": stream.n, "positive": stream.positives}
         total = time.monotonic() - self.started
         threads = int(import_torch().get_num_threads())
-        self.note(f"total time {total:.0f} s on {threads} threads")
+        stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.stages.items())
+        self.note(f"total time {total:.0f} s on {threads} threads ({stages})")
         manifest.training["total_seconds"] = round(total, 1)
         report.write_report(
             self.folder / "report.md",
