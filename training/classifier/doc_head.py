@@ -11,6 +11,12 @@ trust the best window over the lead. The length itself is left out: how often lo
 are attack reports is a property of a corpus (0.5% of AllSides, over half of MUC), not of news.
 The fit also picks how many windows are read at all: the fewest whose validation score is within
 ``tolerance`` of the best, since every window read costs a model call.
+
+The weights are kept non-negative: a window that reads more like an attack report never lowers
+an article's score. Unconstrained, the fit can learn to subtract the best window where its
+validation articles reward it (after `--label-balance domain` training: lead 0.64, max -0.31,
+mean 0.71), which buries any report whose incident is not in its lead, as MUC's often are: MUC
+validation AUROC 0.813 and recall 0.50, against 0.834 and 0.72 for the default bundle.
 """
 
 from dataclasses import dataclass, field
@@ -57,21 +63,19 @@ def fit_head(
 ) -> HeadFit:
     """groups: the validation domains the choice of windows averages over (those with articles in
     fit_on); fit_on: the validation articles the weights are fitted on (default all)."""
-    from sklearn.linear_model import LogisticRegression
-
     fit_on = np.ones(len(labels), dtype=bool) if fit_on is None else fit_on
     fitted_groups = {name: mask & fit_on for name, mask in groups.items() if (mask & fit_on).any()}
     fits: dict[int, HeadFit] = {}
     for k in [c for c in WINDOW_CHOICES if c <= max_windows]:
         values, owner = calibrated_windows(logits, temperature, bias, k)
         x = window_features(values, owner, len(logits))[:, :features]
-        model = LogisticRegression(C=1.0, max_iter=2000).fit(x[fit_on], labels[fit_on])
-        scores = model.predict_proba(x)[:, 1]
+        weights, intercept = fit_logistic(x[fit_on], labels[fit_on])
+        scores = 1.0 / (1.0 + np.exp(-(x @ weights + intercept)))
         score, _ = selection_score(labels, scores, fitted_groups)
         head = DocHead(
             features=list(HEAD_FEATURES[:features]),
-            weights=[round(float(w), 6) for w in model.coef_[0]],
-            bias=round(float(model.intercept_[0]), 6),
+            weights=[round(float(w), 6) for w in weights],
+            bias=round(float(intercept), 6),
         )
         fits[k] = HeadFit(k, head, score, scores=scores)
     best = max(f.score for f in fits.values())
@@ -79,3 +83,38 @@ def fit_head(
     fit = fits[chosen]
     fit.tried = {k: round(f.score, 4) for k, f in fits.items()}
     return fit
+
+
+def fit_logistic(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.int64], c: float = 1.0
+) -> tuple[npt.NDArray[np.float64], float]:
+    """L2-regularised logistic regression with non-negative weights and a free intercept.
+
+    The objective is scikit-learn's LogisticRegression(C=c) (0.5 |w|^2 + C * log loss summed over
+    rows), solved to a tighter tolerance than its default: the window features are nearly collinear
+    (lead, max and mean are one number for a short text), where its default stops short of the
+    optimum. Where the unconstrained optimum has non-negative weights, this is that optimum."""
+    from scipy.optimize import minimize
+
+    target = y.astype(np.float64)
+
+    def objective(params: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        w, b = params[:-1], params[-1]
+        z = x @ w + b
+        # log(1 + e^z) - y z, computed without overflow
+        loss = float(np.sum(np.logaddexp(0.0, z) - target * z))
+        residual = 1.0 / (1.0 + np.exp(-z)) - target
+        gradient = np.append(w + c * (x.T @ residual), c * residual.sum())
+        return 0.5 * float(w @ w) + c * loss, gradient
+
+    start = np.zeros(x.shape[1] + 1)
+    bounds = [(0.0, None)] * x.shape[1] + [(None, None)]
+    found = minimize(
+        objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 10000, "ftol": 1e-14, "gtol": 1e-9},
+    )
+    return np.asarray(found.x[:-1], dtype=np.float64), float(found.x[-1])

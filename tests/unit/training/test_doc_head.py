@@ -120,3 +120,42 @@ def test_the_scorer_applies_the_manifests_head_to_the_windows_it_reads(tmp_path:
         assert score == pytest.approx(float(expected), abs=1e-5)
     assert got.best is not None
     assert got.best.tolist()[1] == 0
+
+
+def test_the_weights_stay_non_negative_and_are_the_unconstrained_optimum_when_it_is() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from training.classifier.doc_head import fit_logistic
+
+    rng = np.random.default_rng(2)
+    lead = rng.normal(0.0, 2.0, size=2000)
+    other = rng.normal(0.0, 2.0, size=2000)
+    y = (lead + 0.5 * other + rng.normal(0.0, 1.0, size=2000) > 0).astype(np.int64)
+    x = np.stack([lead, other], axis=1)
+    weights, bias = fit_logistic(x, y)
+    exact = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(weights, exact.coef_[0], atol=1e-4)
+    assert bias == pytest.approx(float(exact.intercept_[0]), abs=1e-4)
+
+    # A feature that the labels punish: unconstrained it would get a negative weight.
+    punished = np.stack([lead, -other], axis=1)
+    assert LogisticRegression(C=1.0).fit(punished, y).coef_[0][1] < -0.1
+    weights, _ = fit_logistic(punished, y)
+    assert weights[1] == pytest.approx(0.0, abs=1e-8)
+    assert weights[0] > 0.5
+
+
+def test_a_head_never_subtracts_the_most_alarming_window() -> None:
+    # Validation articles that reward subtracting the best window: negatives whose second window
+    # is alarming, positives whose second window is calmer than their lead. Unconstrained, the fit
+    # reads both windows with weights (4.3, -1.9, -2.6); the head may ignore max, not invert it.
+    rng = np.random.default_rng(3)
+    logits, labels = [], []
+    for i in range(800):
+        label = int(i % 4 == 0)
+        lead = rng.normal(2.0 if label else -1.0, 1.5)
+        second = lead - 1.0 if label else rng.normal(3.0, 0.5)
+        logits.append(np.asarray([lead, second], dtype=np.float32))
+        labels.append(label)
+    fit = fit_head(logits, np.asarray(labels), 1.0, 0.0, {"all": np.ones(800, dtype=bool)}, max_windows=2)
+    assert min(fit.head.weights) >= 0.0
