@@ -11,12 +11,11 @@ was chosen for the document head.
 """
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 from stream.scoring.bundle import MANIFEST, LongText, load_bundle
-from stream.scoring.canary import write_canary
+from stream.scoring.canary import read_canary, write_canary
 from stream.scoring.scorer import Scorer
 from training.ship.publish import seal
 
@@ -33,9 +32,9 @@ def make_variant(source: Path, out: Path, strategy: str, max_windows: int) -> Pa
     manifest.name = f"{manifest.name}-{strategy.replace('_', '-')}{max_windows}"
     (out / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
     if manifest.canary is not None:
-        canary = out / manifest.canary.file
-        texts = [json.loads(line)["text"] for line in canary.read_text(encoding="utf-8").splitlines()]
-        scorer = Scorer(load_bundle(out), providers="cpu")
+        copy = load_bundle(out)
+        texts, _ = read_canary(copy)
+        scorer = Scorer(copy, providers="cpu")
         manifest.canary = write_canary(
             out, texts, scorer.score(texts).scores.tolist(), manifest.canary.tolerance
         )
