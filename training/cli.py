@@ -6,7 +6,7 @@ one of them runs. Nothing heavy is imported at module level: `wirewatch train --
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from stream.arguments import add_data_dir, add_seed
 from stream.errors import ConfigError
@@ -104,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from training.finetune import TrainConfig
+    from training.finetune import LabelBalance, TrainConfig
 
     data = sub.add_parser("data")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)
@@ -216,7 +216,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     p.add_argument(
         "--label-balance",
-        choices=("classes", "domain"),
+        choices=get_args(LabelBalance),
         default=TrainConfig.label_balance,
         help=(
             "classes: attacks and other news each carry half of the loss; domain: half within each domain "

@@ -1,7 +1,8 @@
 """Fine-tuning a window classifier on documents of any length (multiple-instance learning).
 
-An article's logit is the maximum over its windows (the ``chunk_max`` strategy the scorer
-applies). The gradient of a maximum flows through the highest-scoring window only, so each
+While training, an article's logit is the maximum over its windows (the bundle's document head,
+fitted after training, then decides how the scorer combines them). The gradient of a maximum
+flows through the highest-scoring window only, so each
 epoch first finds that window for every multi-window document with a cheap no-grad pass, then
 trains on one window per document. The first epoch takes each article's first window instead:
 a news report usually leads with its event, and an untrained head would pick windows at random.
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ from stream.scoring.metrics import auprc, auroc
 from training.frozen import FrozenPrefix
 from training.model import import_torch
 
+LabelBalance = Literal["classes", "domain"]
 Docs = list[list[IntArray]]  # the windows of each document
 
 
@@ -70,7 +72,7 @@ class TrainConfig:
     # "classes": each class carries half of the loss over the whole training set; "domain": half
     # within each domain, so how often a domain's articles are attacks (1.7% of the full-length
     # AllSides articles, over half of MUC) is no cue the model can learn from style or length.
-    label_balance: str = "classes"
+    label_balance: LabelBalance = "classes"
 
 
 @dataclass
@@ -250,8 +252,10 @@ def fine_tune(
         f"{len(val_flat)} validation windows; training the top {layers - prefix.frozen} layers and the head"
     )
 
-    if config.label_balance not in ("classes", "domain"):
-        raise ValueError(f"label_balance must be 'classes' or 'domain', got {config.label_balance!r}")
+    if config.label_balance not in get_args(LabelBalance):
+        raise ValueError(
+            f"label_balance must be one of {get_args(LabelBalance)}, got {config.label_balance!r}"
+        )
     examples_of = [
         len(d) if y == 0 and config.all_negative_windows else 1
         for d, y in zip(train_docs, train_labels, strict=True)
