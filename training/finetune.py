@@ -2,10 +2,10 @@
 
 While training, an article's logit is the maximum over its windows (the bundle's document head,
 fitted after training, then decides how the scorer combines them). The gradient of a maximum
-flows through the highest-scoring window only, so each
-epoch first finds that window for every multi-window document with a cheap no-grad pass, then
-trains on one window per document. The first epoch takes each article's first window instead:
-a news report usually leads with its event, and an untrained head would pick windows at random.
+flows through the highest-scoring window only, so each epoch first finds that window for every
+multi-window document with a cheap no-grad pass, then trains on one window per document. The
+first epoch takes each article's first window instead: a news report usually leads with its
+event, and an untrained head would pick windows at random.
 
 Only the top ``train_layers`` encoder layers and the head are trained. The embeddings and the
 lower layers keep what the pre-trained encoder knows (fine-tuning every layer on MUC alone

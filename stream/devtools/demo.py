@@ -45,9 +45,9 @@ QUICK_BUNDLE = Path("exports/terrorism-quick")
 # The quick preset: one pass over the training data with short windows and no zero-shot baseline.
 # `wirewatch train` with these flags on the prepared data, 2 AVX2-only cores: 15 min 18 s before
 # the full-length articles joined the data, 31 min 36 s with them reading 8 windows, 28 min 2 s
-# reading 4 (2026-12-07, on a machine 4-18% slower that day; the same model and test figures, as
-# training reads the first 4 windows either way and the head kept 3: the 4 more windows only cost
-# the frozen pass over 20,529 validation windows instead of 14,126).
+# reading 4 (2026-12-07; fine-tuning 772 s instead of 993 s, the rest alike). The model and test
+# figures are the same, as training reads the first 4 windows either way and the head kept 3: the
+# 4 more windows only cost the frozen pass over 20,529 validation windows instead of 14,126.
 QUICK_TRAIN_ARGS = ["--epochs", "1", "--max-length", "128", "--max-windows", "4", "--no-prior"]
 QUICK_TRAIN_MINUTES = 28
 MISSING_DATA = (
