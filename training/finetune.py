@@ -230,6 +230,11 @@ def fine_tune(
     val_groups: dict[str, npt.NDArray[np.bool_]] | None = None,
     train_domains: Sequence[str] | None = None,
 ) -> History:
+    # Checked before the frozen pass, which takes minutes on a CPU.
+    if config.label_balance not in get_args(LabelBalance):
+        raise ValueError(
+            f"label_balance must be one of {get_args(LabelBalance)}, got {config.label_balance!r}"
+        )
     torch = import_torch()
     set_seed(config.seed)
     rng = random.Random(config.seed)
@@ -252,10 +257,6 @@ def fine_tune(
         f"{len(val_flat)} validation windows; training the top {layers - prefix.frozen} layers and the head"
     )
 
-    if config.label_balance not in get_args(LabelBalance):
-        raise ValueError(
-            f"label_balance must be one of {get_args(LabelBalance)}, got {config.label_balance!r}"
-        )
     examples_of = [
         len(d) if y == 0 and config.all_negative_windows else 1
         for d, y in zip(train_docs, train_labels, strict=True)

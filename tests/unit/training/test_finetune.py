@@ -60,3 +60,13 @@ def test_examples_per_document_count_as_the_loss_sees_them() -> None:
     labels = np.asarray([1, 0])
     weights = label_weights(labels, ["", ""], [1, 3], within_domain=False)  # the negative gives 3 windows
     assert weights[1] * 3 == pytest.approx(weights[0])
+
+
+def test_an_unknown_label_balance_fails_before_any_model_work() -> None:
+    from training.finetune import TrainConfig, fine_tune
+
+    config = TrainConfig(label_balance="per-outlet")  # type: ignore[arg-type]
+    empty = np.zeros(0, dtype=np.int64)
+    # No model, encoder or documents: the check must come before anything touches them.
+    with pytest.raises(ValueError, match="label_balance must be one of"):
+        fine_tune(None, None, [], empty, [], empty, config)  # type: ignore[arg-type]
