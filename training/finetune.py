@@ -242,7 +242,13 @@ def fine_tune(
     started = time.monotonic()
     groups = val_groups or {}
 
-    train_docs = [windows[: config.train_windows] for windows in train_docs]
+    # A negative article trains on its first window only, unless all_negative_windows: its other
+    # windows never reach the loss, and on full-length articles they were half the tokens of the
+    # frozen-layer pass.
+    train_docs = [
+        windows[: config.train_windows if y == 1 or config.all_negative_windows else 1]
+        for windows, y in zip(train_docs, train_labels, strict=True)
+    ]
     layers = len(model.encoder.encoder.layer)
     prefix = FrozenPrefix(model, encoder, min(config.train_layers, layers))
     prefix.set_attention_dropout(config.attention_dropout)

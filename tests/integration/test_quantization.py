@@ -67,3 +67,38 @@ def test_static_int8_scores_do_not_change_with_batch_composition(
     assert np.abs(together - alone).max() < 1e-5
     assert np.abs(together - reversed_order).max() < 1e-5
     assert np.abs(together - small_calls).max() < 1e-5
+
+
+def test_training_fp32_scores_stand_in_only_where_onnx_reproduces_them(
+    tiny_bundle: Path, sample_data: Path, tmp_path: Path
+) -> None:
+    from stream.scoring.evaluate import score_articles
+    from training.ship import graph as shipping
+
+    folder = tmp_path / "staging"
+    shutil.copytree(tiny_bundle, folder)
+    candidate = folder / "candidate.onnx"
+    shutil.copyfile(folder / "model.onnx", candidate)
+    manifest = load_bundle(folder).manifest
+    manifest.canary = None  # as while training: the canary is written after the choice
+    staging = shipping.Staging(folder, manifest, threads=1)
+    articles = read_articles(sample_data / "val.jsonl", require_label=True)
+    val = (articles, np.asarray([a.label for a in articles], dtype=np.int64))
+    onnx_scores = score_articles(staging.scorer(candidate, "fp32"), articles).scores
+    lines: list[str] = []
+
+    def fp32_with(scores: np.ndarray) -> shipping.Candidate:
+        found = shipping.evaluate_candidates(
+            staging, {"fp32": candidate}, val, None, lines.append, fp32_scores=scores
+        )
+        return found["fp32"]
+
+    close = (onnx_scores + 1e-5).astype(np.float32)
+    np.testing.assert_array_equal(fp32_with(close).scores, close)
+    assert "reusing training's validation scores" in lines[-1]
+
+    off = np.where(onnx_scores < 0.5, onnx_scores + 0.01, onnx_scores - 0.01).astype(np.float32)
+    redone = fp32_with(off)
+    assert "scoring them all again" in lines[-1]
+    np.testing.assert_allclose(redone.scores, onnx_scores, atol=1e-6)
+    assert redone.threshold == shipping.choose_threshold(val[1], onnx_scores, None)[0]

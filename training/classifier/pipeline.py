@@ -31,13 +31,13 @@ from stream.scoring.bundle import (
     TokenizerInfo,
     load_bundle,
 )
-from stream.scoring.encoding import Encoder, Windowing
+from stream.scoring.encoding import Encoder, Windowing, head_per_owner, max_per_owner
 from stream.scoring.evaluate import score_articles
 from stream.scoring.text import PREPROCESSING_VERSION, article_text, clean
 from training import calibrate, finetune
 from training.classifier.assess import Assessment, Systems, assess, domains_of
 from training.classifier.baseline import fit_baseline
-from training.classifier.doc_head import HeadFit, fit_head
+from training.classifier.doc_head import HeadFit, calibrated_windows, fit_head
 from training.classifier.prior import ATTACK_DESCRIPTIONS, OTHER_DESCRIPTIONS
 from training.data.prepare import SPLITS, split_file
 from training.model import (
@@ -246,7 +246,15 @@ class _Build:
             [a for a, keep in zip(val.articles, threshold_mask, strict=True) if keep],
             val.labels[threshold_mask],
         )
-        candidates = shipping.evaluate_candidates(staging, files, threshold_val, options.target_precision)
+        trained = None if options.train.bf16 else self.trained_scores(history, temperature, bias)
+        candidates = shipping.evaluate_candidates(
+            staging,
+            files,
+            threshold_val,
+            options.target_precision,
+            _log,
+            fp32_scores=None if trained is None else trained[threshold_mask],
+        )
         chosen, reason = shipping.choose_precision(candidates)
         leftovers = list(files.values())
         static_refused = chosen == "fp32" and "int8" in candidates
@@ -303,6 +311,19 @@ class _Build:
         }
         notes = self.calibration_notes(val_logits, val.labels, temperature, bias)
         self.write(manifest, result, notes)
+
+    def trained_scores(
+        self, history: finetune.History, temperature: float, bias: float
+    ) -> npt.NDArray[np.float32]:
+        """Every validation article's score from the best epoch's own validation pass, combined as
+        the bundle combines windows: what the fp32 file scores, without scoring it again. Only
+        without bf16 autocast, whose logits the fp32 file does not reproduce."""
+        windows = self.head.windows if self.head else self.options.windowing.max_windows
+        values, owner = calibrated_windows(history.best_val_windows, temperature, bias, windows)
+        n = len(history.best_val_windows)
+        if self.head is None:
+            return max_per_owner(values, owner, n)
+        return head_per_owner(values, owner, n, self.head.head.weights, self.head.head.bias)
 
     def threshold_mask(self, val: Split) -> npt.NDArray[np.bool_]:
         """The validation articles that pick the thresholds: the threshold domain's, else all."""

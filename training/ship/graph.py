@@ -33,6 +33,11 @@ Quantization = Literal["static", "dynamic"]
 INT8_TOLERANCE = 0.01
 # Training texts whose windows calibrate the int8 activation ranges: spread over the file.
 CALIBRATION_TEXTS = 256
+# Validation articles scored through ONNX Runtime to confirm training's fp32 scores before they
+# stand in for a full pass, and how far apart the two may be (the export check's tolerance, with
+# room for the document head's float32 sum).
+REUSE_SAMPLE = 64
+REUSE_ATOL = 1e-3
 
 
 @dataclass
@@ -138,14 +143,45 @@ def evaluate_candidates(
     files: dict[Precision, Path],
     val: tuple[list[Any], npt.NDArray[np.int64]],
     target_precision: float | None,
+    log: Callable[[str], None],
+    fp32_scores: npt.NDArray[np.float32] | None = None,
 ) -> dict[Precision, Candidate]:
-    """Each candidate's threshold and metrics on the validation articles that pick thresholds."""
-    return {
-        precision: _evaluate(
-            staging, precision, path, "static" if precision == "int8" else None, val, target_precision
-        )
-        for precision, path in files.items()
-    }
+    """Each candidate's threshold and metrics on the validation articles that pick thresholds.
+
+    fp32_scores: the PyTorch model's scores of those articles, when training already computed them
+    in fp32. The fp32 file was validated against that model, so scoring every article again through
+    ONNX Runtime (minutes on 2 cores) only repeats them; a spread sample is scored to confirm it.
+    """
+    candidates: dict[Precision, Candidate] = {}
+    for precision, path in files.items():
+        if precision == "fp32" and fp32_scores is not None:
+            found = _reuse(staging, path, val, fp32_scores, target_precision, log)
+            if found is not None:
+                candidates[precision] = found
+                continue
+        quantization: Quantization | None = "static" if precision == "int8" else None
+        candidates[precision] = _evaluate(staging, precision, path, quantization, val, target_precision)
+    return candidates
+
+
+def _reuse(
+    staging: Staging,
+    path: Path,
+    val: tuple[list[Any], npt.NDArray[np.int64]],
+    scores: npt.NDArray[np.float32],
+    target_precision: float | None,
+    log: Callable[[str], None],
+) -> Candidate | None:
+    """The fp32 candidate from scores already computed, or None where ONNX Runtime disagrees."""
+    articles, labels = val
+    sample = np.unique(np.linspace(0, len(articles) - 1, min(REUSE_SAMPLE, len(articles))).astype(np.int64))
+    onnx = score_articles(staging.scorer(path, "fp32"), [articles[i] for i in sample]).scores
+    worst = float(np.abs(onnx - scores[sample]).max())
+    if not worst <= REUSE_ATOL:
+        log(f"fp32: training's validation scores differ from ONNX by {worst:.2e}; scoring them all again")
+        return None
+    log(f"fp32: reusing training's validation scores (within {worst:.1e} of ONNX on {len(sample)} articles)")
+    return _candidate("fp32", path, None, labels, scores.astype(np.float32), target_precision)
 
 
 def dynamic_candidate(
@@ -173,6 +209,17 @@ def _evaluate(
     articles, labels = val
     scorer = staging.scorer(path, precision, quantization or "static")
     val_scores = score_articles(scorer, articles).scores
-    threshold, rule = choose_threshold(labels, val_scores, target_precision)
-    metrics = at_threshold(labels, val_scores, threshold)
-    return Candidate(precision, path, threshold, rule, metrics, quantization, val_scores)
+    return _candidate(precision, path, quantization, labels, val_scores, target_precision)
+
+
+def _candidate(
+    precision: Precision,
+    path: Path,
+    quantization: Quantization | None,
+    labels: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    target_precision: float | None,
+) -> Candidate:
+    threshold, rule = choose_threshold(labels, scores, target_precision)
+    metrics = at_threshold(labels, scores, threshold)
+    return Candidate(precision, path, threshold, rule, metrics, quantization, scores)
