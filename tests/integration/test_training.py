@@ -77,6 +77,8 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
     assert "| test | description prior |" in report
     assert "pr_curve.png" in report
     assert "AG News World" in report
+    # Where the int8 gate's fp32 validation scores came from is on record.
+    assert "fp32: reusing training's validation scores" in report
 
 
 def test_onnx_graph_is_the_documented_contract(bundle_dir: Path) -> None:

@@ -2,7 +2,7 @@
 
 The steps, in order: load and check the data; fit the TF-IDF baseline; fine-tune; fit the
 calibration on validation; export to ONNX and validate against PyTorch; quantize to int8 and
-keep it only if it matches fp32 on test; choose the threshold on validation with the shipped
+keep it only if it matches fp32 on validation; choose the threshold on validation with the shipped
 model; evaluate on test and on the stream; write the report and the manifest. Everything is
 written to a staging folder that is renamed into place at the very end (training/ship/publish.py),
 so an interrupted or failed run never leaves something that looks like a finished bundle.
@@ -177,6 +177,11 @@ class _Build:
     def note(self, line: str) -> None:
         self.log_lines.append(line)
 
+    def say(self, line: str) -> None:
+        """Print a line now and keep it for the report's training log."""
+        _log(line)
+        self.note(line)
+
     def run(self, encoder_model: Any, hf_tokenizer: Any, stream: list[Article]) -> None:
         options, train, val, test = self.options, *self.splits.values()
         encoder, special = save_tokenizer(hf_tokenizer, self.folder, options.windowing)
@@ -252,7 +257,7 @@ class _Build:
             files,
             threshold_val,
             options.target_precision,
-            _log,
+            self.say,
             fp32_scores=None if trained is None else trained[threshold_mask],
         )
         chosen, reason = shipping.choose_precision(candidates)

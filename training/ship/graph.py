@@ -34,8 +34,9 @@ INT8_TOLERANCE = 0.01
 # Training texts whose windows calibrate the int8 activation ranges: spread over the file.
 CALIBRATION_TEXTS = 256
 # Validation articles scored through ONNX Runtime to confirm training's fp32 scores before they
-# stand in for a full pass, and how far apart the two may be (the export check's tolerance, with
-# room for the document head's float32 sum).
+# stand in for a full pass, and how far apart the two may be: ten times the export check's, as
+# training scores validation with the top layers over cached states of the frozen ones, which
+# rounds differently (2.3e-4 at most on the default data's sample).
 REUSE_SAMPLE = 64
 REUSE_ATOL = 1e-3
 
