@@ -5,7 +5,7 @@ translations; the other MUC reports are same-domain hard negatives), and modern 
 Wikipedia's Portal:Current events 2010-2018, labelled by the rules of docs/labeling-guide.md
 (training/data/attack_labels.py), whose negatives include battles, air strikes, crime, accidents and
 policy about terrorism. Full-length modern articles (AllSides 2016-2018, training/data/article_labels.py
-and a blind hand audit) teach what short items cannot: a campaign story, an opinion piece or a
+and blind hand readings) teach what short items cannot: a campaign story, an opinion piece or a
 trial that mentions an attack without reporting one. Ordinary news (BBC, Reuters ModApte, AG
 News Sports, Business and Sci/Tech) adds negatives of other kinds.
 
@@ -43,8 +43,8 @@ WIKI_SPLITS = {
 }
 # Full-length articles (AllSides 2016-2018) are split by time too: 2016 to June 2017 train, the
 # second half of 2017 validation, 2018 test. Many outlets cover one event, so never at random.
-# Attack reports are rare among them (63 of 10,639), so the held-out halves are as large as the
-# training side can spare: 10 reports in validation, 15 in test.
+# Attack reports are rare among them (92 of 10,639 by hand), so the held-out halves are as large as
+# the training side can spare: 11 reports in validation, 21 in test.
 LONG_VAL_FROM, LONG_TEST_FROM = "2017-07-01", "2018-01-01"
 
 
@@ -154,25 +154,36 @@ def long_split(article: Article) -> str:
     return "train" if date < LONG_VAL_FROM else "val" if date < LONG_TEST_FROM else "test"
 
 
-# The blind hand audit of the full-length articles' rules (docs/labeling-guide.md): its reading
-# replaces the rules' label for the articles it covers.
-LONG_AUDIT = Path(__file__).resolve().parents[2] / "docs" / "label-audit" / "allsides-final-audit.jsonl"
+# Hand readings of the full-length articles (docs/labeling-guide.md): the blind audit of the rules
+# (a sample of every stratum), then the blind reading of every other article whose headline or
+# lead names violence. A reader's label replaces the rules' for the articles it covers.
+LABEL_AUDIT = Path(__file__).resolve().parents[2] / "docs" / "label-audit"
+LONG_READINGS = {
+    "hand_audit": LABEL_AUDIT / "allsides-final-audit.jsonl",
+    "hand_reading": LABEL_AUDIT / "allsides-violence-reading.jsonl",
+}
 
 
-def hand_labels(path: Path = LONG_AUDIT) -> dict[str, int]:
-    if not path.is_file():
-        return {}
-    return {row["id"]: int(row["hand"]) for row in map(json.loads, path.read_text().splitlines())}
+def hand_labels(paths: dict[str, Path] = LONG_READINGS) -> dict[str, tuple[int, str]]:
+    """Article id -> (the reader's label, which reading gave it); an earlier reading wins."""
+    labels: dict[str, tuple[int, str]] = {}
+    for rule, path in paths.items():
+        if not path.is_file():
+            continue
+        for row in map(json.loads, path.read_text().splitlines()):
+            labels.setdefault(row["id"], (int(row["hand"]), rule))
+    return labels
 
 
-def label_long(articles: Iterable[Article], hand: dict[str, int] | None = None) -> list[Article]:
-    """Full-length articles with their attack label: the hand audit's where it read the article,
+def label_long(articles: Iterable[Article], hand: dict[str, tuple[int, str]] | None = None) -> list[Article]:
+    """Full-length articles with their attack label: a hand reading's where one read the article,
     else the rules' (headline and lead decide)."""
     hand = hand_labels() if hand is None else hand
     labelled = []
     for article in articles:
         if article.id in hand:
-            update = {"label": hand[article.id], "label_rule": "hand_audit"}
+            label, rule = hand[article.id]
+            update = {"label": label, "label_rule": rule}
         else:
             decided = label_article(article.title, article.text, article.get("url"))
             update = {"label": decided.label, "label_rule": decided.rule}

@@ -7,7 +7,15 @@ import pytest
 
 from stream.scoring.articles import read_articles
 from stream.scoring.text import article_text
-from training.data.prepare import Prepared, format_composition, prepare, split_file, write_prepared
+from training.data.article_labels import VIOLENCE, lead_of
+from training.data.prepare import (
+    Prepared,
+    format_composition,
+    hand_labels,
+    prepare,
+    split_file,
+    write_prepared,
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +123,7 @@ def test_full_length_articles_are_split_by_time_and_labelled_headline_first(prep
         assert 0.0 < sum(a.label for a in long) / len(long) < 0.05, name
     rules = Counter(a.label_rule for a in prepared.splits["test"] if a.corpus == "allsides")
     assert rules["hand_audit"] > 0
+    assert rules["hand_reading"] > 0
     assert rules["opinion"] > 0
     in_stream = [a for a in prepared.stream if a.corpus == "allsides"]
     assert all(a.date >= "2018-01-01" for a in in_stream)
@@ -131,3 +140,19 @@ def test_split_file_prefers_jsonl_then_csv_and_says_none_when_neither_is_a_file(
     (tmp_path / "val.csv").write_text("text,label\na,0\n")
     (tmp_path / "val.jsonl").write_text('{"id": "a", "text": "a", "label": 0}\n')
     assert split_file(tmp_path, "val") == tmp_path / "val.jsonl"
+
+
+def test_every_full_length_article_naming_violence_has_a_hand_label(prepared: Prepared) -> None:
+    long = [a for s in prepared.splits.values() for a in s if a.corpus == "allsides"]
+    hard = [a for a in long if VIOLENCE.search(f"{a.title} {lead_of(a.text)}")]
+    assert len(hard) > 1500
+    unread = [a.id for a in hard if a.label_rule not in ("hand_audit", "hand_reading")]
+    assert not unread, unread[:5]
+
+
+def test_an_earlier_hand_reading_wins_and_a_missing_file_is_no_reading(tmp_path: Path) -> None:
+    first, second = tmp_path / "audit.jsonl", tmp_path / "reading.jsonl"
+    first.write_text('{"id": "a", "hand": 1}\n')
+    second.write_text('{"id": "a", "hand": 0}\n{"id": "b", "hand": 0}\n')
+    paths = {"hand_audit": first, "hand_reading": second, "later": tmp_path / "absent.jsonl"}
+    assert hand_labels(paths) == {"a": (1, "hand_audit"), "b": (0, "hand_reading")}
