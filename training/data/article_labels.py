@@ -82,6 +82,12 @@ def lead_of(text: str, words: int = LEAD_WORDS) -> str:
     return " ".join(lead[:words])
 
 
+def names_violence(title: str | None, text: str) -> bool:
+    """Whether the headline or the lead names violence: the hard stratum that every hand reading
+    covers and that training keeps whole."""
+    return bool(VIOLENCE.search(f"{title} {lead_of(text)}"))
+
+
 def _opinion(title: str, url: str | None) -> bool:
     return bool(OPINION_TITLE.search(title) or (url and OPINION_URL.search(url)))
 

@@ -29,7 +29,7 @@ from stream.errors import DataError
 from stream.scoring.articles import Article, write_articles
 from stream.scoring.text import article_text, clean
 from training.data import corpora
-from training.data.article_labels import VIOLENCE, label_article, lead_of
+from training.data.article_labels import label_article, names_violence
 from training.data.attack_labels import label_item
 
 MUC_SPLITS = {"dev": "train", "tst1": "val", "tst2": "val", "tst3": "test", "tst4": "test"}
@@ -196,7 +196,7 @@ def _thin_easy_long(articles: list[Article], keep: float, rng: random.Random) ->
     return [
         a
         for a in articles
-        if a.label == 1 or VIOLENCE.search(f"{a.title} {lead_of(a.text)}") or rng.random() < keep
+        if a.label == 1 or names_violence(a.title, a.text) or rng.random() < keep
     ]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from stream.scoring.articles import read_articles
 from stream.scoring.text import article_text
-from training.data.article_labels import VIOLENCE, lead_of
+from training.data.article_labels import names_violence
 from training.data.prepare import (
     Prepared,
     format_composition,
@@ -144,7 +144,7 @@ def test_split_file_prefers_jsonl_then_csv_and_says_none_when_neither_is_a_file(
 
 def test_every_full_length_article_naming_violence_has_a_hand_label(prepared: Prepared) -> None:
     long = [a for s in prepared.splits.values() for a in s if a.corpus == "allsides"]
-    hard = [a for a in long if VIOLENCE.search(f"{a.title} {lead_of(a.text)}")]
+    hard = [a for a in long if names_violence(a.title, a.text)]
     assert len(hard) > 1500
     unread = [a.id for a in hard if a.label_rule not in ("hand_audit", "hand_reading")]
     assert not unread, unread[:5]
