@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 .DEFAULT_GOAL := help
 .PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-gpu install-openvino bench-ad clean
 .PHONY: browser embedder incident-quality
-.PHONY: feed feed-server bench-feed
+.PHONY: feed feed-server bench-feed bench-heads
 FEEDS ?= feeds.txt
 
 help: ## list the targets
@@ -68,6 +68,9 @@ data: install ## prepare data/terrorism/{train,val,test}.jsonl and data/stream.j
 train: install ## train the default bundle into $(BUNDLE) (prepares the data when missing)
 	@[ -f data/terrorism/train.jsonl ] || $(MAKE) data
 	$(VENV)/bin/wirewatch train --data data/terrorism --out $(BUNDLE)
+
+bench-heads: install ## document heads refitted on $(BUNDLE)'s validation windows, without retraining (JSON)
+	$(PY) -m training.bench.heads --bundle $(BUNDLE) --data data/terrorism --out runs/heads/result.json $(ARGS)
 
 evaluate: install ## evaluate $(BUNDLE) on the test split
 	$(VENV)/bin/wirewatch evaluate --bundle $(BUNDLE) --data data/terrorism/test.jsonl

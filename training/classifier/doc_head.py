@@ -19,6 +19,7 @@ mean 0.71), which buries any report whose incident is not in its lead, as MUC's 
 validation AUROC 0.813 and recall 0.50, against 0.834 and 0.72 for the default bundle.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,9 +87,15 @@ def fit_head(
 
 
 def fit_logistic(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.int64], c: float = 1.0
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.int64],
+    c: float = 1.0,
+    floors: Sequence[float] | None = None,
 ) -> tuple[npt.NDArray[np.float64], float]:
     """L2-regularised logistic regression with non-negative weights and a free intercept.
+
+    floors: a lower bound per weight (default 0), for heads that must keep a feature such as the
+    best window (training/bench/heads.py).
 
     The objective is scikit-learn's LogisticRegression(C=c) (0.5 |w|^2 + C * log loss summed over
     rows), solved to a tighter tolerance than its default: the window features are nearly collinear
@@ -107,8 +114,11 @@ def fit_logistic(
         gradient = np.append(w + c * (x.T @ residual), c * residual.sum())
         return 0.5 * float(w @ w) + c * loss, gradient
 
-    start = np.zeros(x.shape[1] + 1)
-    bounds = [(0.0, None)] * x.shape[1] + [(None, None)]
+    lower = [0.0] * x.shape[1] if floors is None else [float(f) for f in floors]
+    if len(lower) != x.shape[1] or min(lower) < 0.0:
+        raise ValueError(f"floors: one non-negative bound per feature ({x.shape[1]}), got {floors}")
+    start = np.append(np.asarray(lower, dtype=np.float64), 0.0)
+    bounds: list[tuple[float | None, float | None]] = [(f, None) for f in lower] + [(None, None)]
     found = minimize(
         objective,
         start,
