@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from stream.errors import WirewatchError
 from stream.scoring.articles import read_articles
-from stream.scoring.bundle import load_bundle
-from stream.scoring.encoding import HEAD_FEATURES, Encoder, Windowing, window_features
+from stream.scoring.bundle import Bundle, load_bundle
+from stream.scoring.encoding import HEAD_FEATURES, head_per_owner, max_per_owner, window_features
 from stream.scoring.metrics import at_threshold, auprc, best_f1_threshold
 from stream.scoring.scorer import Scorer
 from stream.scoring.text import article_text
@@ -59,20 +59,11 @@ class Windows:
     domains: npt.NDArray[np.str_]
 
 
-def score_windows(bundle_path: Path, split: Path, max_windows: int = MAX_WINDOWS) -> Windows:
+def score_windows(bundle: Bundle, split: Path, max_windows: int = MAX_WINDOWS) -> Windows:
     """Scores of up to `max_windows` windows of every article of a split, by the bundle's model."""
-    bundle = load_bundle(bundle_path)
     scorer = Scorer(bundle)
-    manifest = bundle.manifest
-    window = manifest.windowing
     # The bundle reads only as many windows as its head does; the variants may read more.
-    scorer.encoder = Encoder.from_file(
-        bundle.tokenizer_path,
-        Windowing(window.max_length, window.stride, max_windows),
-        cls_token=manifest.tokenizer.cls_token,
-        sep_token=manifest.tokenizer.sep_token,
-        pad_token=manifest.tokenizer.pad_token,
-    )
+    scorer.encoder.windowing = replace(scorer.encoder.windowing, max_windows=max_windows)
     articles = read_articles(split, require_label=True)
     texts = [article_text(a.title, a.text) for a in articles]
     scores: list[npt.NDArray[np.float32]] = []
@@ -90,35 +81,57 @@ def score_windows(bundle_path: Path, split: Path, max_windows: int = MAX_WINDOWS
     )
 
 
-def features(windows: Windows, k: int, n: int = FEATURES) -> npt.NDArray[np.float64]:
+def first_windows(windows: Windows, k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], int]:
+    """The first k windows' scores of every article, flat, with their owners: the scorer's layout."""
     kept = [w[:k] for w in windows.scores]
     owner = np.repeat(np.arange(len(kept)), [len(w) for w in kept]).astype(np.int64)
-    return window_features(np.concatenate(kept), owner, len(kept))[:, :n]
+    return np.concatenate(kept), owner, len(kept)
 
 
 def evaluate(windows: Windows, variant: Variant, threshold_domains: Sequence[str]) -> dict[str, Any]:
     """The variant's fitted weights, its threshold and every domain's figures at it."""
-    x = features(windows, variant.windows)
+    x = window_features(*first_windows(windows, variant.windows))[:, :FEATURES]
     fit = np.isin(windows.domains, variant.fit_on)
     floors = [variant.max_floor if name == "max" else 0.0 for name in HEAD_FEATURES[:FEATURES]]
     weights, bias = fit_logistic(x[fit], windows.labels[fit], floors=floors)
     scores = 1.0 / (1.0 + np.exp(-(x @ weights + bias)))
-    picks = np.isin(windows.domains, threshold_domains)
-    threshold = best_f1_threshold(windows.labels[picks], scores[picks])
     return {
         "variant": variant.name,
-        **figures(windows, scores, weights.tolist(), bias, threshold, threshold_domains),
+        **_head(weights.tolist(), bias),
+        **figures(windows, scores, None, threshold_domains),
     }
+
+
+def shipped(bundle: Bundle, windows: Windows, threshold_domains: Sequence[str]) -> dict[str, Any] | None:
+    """The bundle's own head at its own threshold, on the same window scores."""
+    long_text = bundle.manifest.long_text
+    if long_text.head is None:
+        return None
+    head = long_text.head
+    scores = head_per_owner(*first_windows(windows, long_text.max_windows), head.weights, head.bias)
+    return {
+        "windows": long_text.max_windows,
+        **_head(head.weights, head.bias),
+        **figures(windows, scores, bundle.manifest.threshold, threshold_domains),
+    }
+
+
+def best_window(windows: Windows, k: int, threshold_domains: Sequence[str]) -> dict[str, Any]:
+    """chunk_max over the first k windows: what the head is compared against."""
+    scores = max_per_owner(*first_windows(windows, k))
+    return {"windows": k, **figures(windows, scores, None, threshold_domains)}
 
 
 def figures(
     windows: Windows,
-    scores: npt.NDArray[np.float64],
-    weights: Sequence[float],
-    bias: float,
-    threshold: float,
+    scores: npt.NDArray[np.floating],
+    threshold: float | None,
     threshold_domains: Sequence[str],
 ) -> dict[str, Any]:
+    """Every domain's figures at the threshold; None: the maximum-F1 point on threshold_domains."""
+    if threshold is None:
+        picks = np.isin(windows.domains, threshold_domains)
+        threshold = best_f1_threshold(windows.labels[picks], scores[picks])
     by_domain = {}
     for domain in sorted(set(windows.domains.tolist()) - {""}):
         mask = windows.domains == domain
@@ -133,8 +146,6 @@ def figures(
             "alerts": m.confusion.tp + m.confusion.fp,
         }
     return {
-        "weights": {name: round(float(w), 4) for name, w in zip(HEAD_FEATURES, weights, strict=False)},
-        "bias": round(float(bias), 4),
         "threshold": round(float(threshold), 4),
         "mean_auprc_threshold_domains": _mean_auprc(windows, scores, threshold_domains),
         "mean_auprc_all_domains": _mean_auprc(windows, scores, sorted(by_domain)),
@@ -142,7 +153,14 @@ def figures(
     }
 
 
-def _mean_auprc(windows: Windows, scores: npt.NDArray[np.float64], domains: Sequence[str]) -> float:
+def _head(weights: Sequence[float], bias: float) -> dict[str, Any]:
+    return {
+        "weights": {name: round(float(w), 4) for name, w in zip(HEAD_FEATURES, weights, strict=False)},
+        "bias": round(float(bias), 4),
+    }
+
+
+def _mean_auprc(windows: Windows, scores: npt.NDArray[np.floating], domains: Sequence[str]) -> float:
     values = [auprc(windows.labels[windows.domains == d], scores[windows.domains == d]) for d in domains]
     return round(float(np.mean([v for v in values if v is not None])), 4)
 
@@ -153,29 +171,6 @@ def _round(value: float | None) -> float | None:
 
 def variants(windows: Sequence[int], floors: Sequence[float], fits: Sequence[Sequence[str]]) -> list[Variant]:
     return [Variant(k, f, tuple(d)) for k in windows for f in floors for d in fits]
-
-
-def shipped(bundle_path: Path, windows: Windows, threshold_domains: Sequence[str]) -> dict[str, Any] | None:
-    """The bundle's own head at its own threshold, on the same window scores."""
-    manifest = load_bundle(bundle_path).manifest
-    head = manifest.long_text.head
-    if head is None:
-        return None
-    x = features(windows, manifest.long_text.max_windows, len(head.weights))
-    scores = 1.0 / (1.0 + np.exp(-(x @ np.asarray(head.weights) + head.bias)))
-    return {
-        "windows": manifest.long_text.max_windows,
-        **figures(windows, scores, head.weights, head.bias, manifest.threshold, threshold_domains),
-    }
-
-
-def best_window(windows: Windows, k: int, threshold_domains: Sequence[str]) -> dict[str, Any]:
-    """chunk_max over the first k windows: what the head is compared against."""
-    scores = np.asarray([float(w[:k].max()) for w in windows.scores], dtype=np.float64)
-    picks = np.isin(windows.domains, threshold_domains)
-    threshold = best_f1_threshold(windows.labels[picks], scores[picks])
-    weights = [0.0, 1.0, 0.0]  # on the probability scale, not log-odds: the ranking is the same
-    return {"windows": k, **figures(windows, scores, weights, 0.0, threshold, threshold_domains)}
 
 
 def _numbers(kind: type, text: str) -> list[Any]:
@@ -207,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not ks or min(ks) < 1 or max(ks) > MAX_WINDOWS:
         parser.error(f"--windows: between 1 and {MAX_WINDOWS}")
     try:
-        windows = score_windows(args.bundle, args.data / "val.jsonl", max(ks))
+        bundle = load_bundle(args.bundle)
+        windows = score_windows(bundle, args.data / "val.jsonl", max(ks))
     except WirewatchError as exc:  # a missing bundle or split: say which, without a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -216,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {
         "bundle": str(args.bundle),
         "validation_articles": len(windows.labels),
-        "shipped": shipped(args.bundle, windows, threshold_domains),
+        "shipped": shipped(bundle, windows, threshold_domains),
         "best_window": [best_window(windows, k, threshold_domains) for k in ks],
         "variants": [
             evaluate(windows, v, threshold_domains)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stream.scoring.articles import Article, write_articles
-from stream.scoring.bundle import DocHead, LongText
+from stream.scoring.bundle import DocHead, LongText, load_bundle
 from stream.scoring.encoding import HEAD_FEATURES
 from tests.unit import toy_bundle
 from tests.unit.toy_bundle import text
@@ -107,7 +107,7 @@ def test_the_command_scores_a_bundles_windows_and_prints_every_variant(
     data.mkdir()
     write_articles(data / "val.jsonl", articles)
 
-    scored = score_windows(bundle, data / "val.jsonl", max_windows=4)
+    scored = score_windows(load_bundle(bundle), data / "val.jsonl", max_windows=4)
     assert [len(w) for w in scored.scores] == [4] * len(articles)  # more than the bundle's own 2
     assert scored.scores[0][0] > 0.99 > 0.01 > scored.scores[1][0]  # a report's lead, a calm one's
 
