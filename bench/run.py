@@ -4,7 +4,9 @@ Run with `make bench` (a script, not a test). In one run, on one bundle and one 
 (data/stream.jsonl, prepared and trained with defaults when missing), it measures:
 
 - bare_model_articles_per_s: ONNX Runtime alone on the feed's windows, tokenized beforehand,
-  batched and spread over sessions as the scorer does: what the hardware gives this model;
+  batched and spread over sessions as the scorer does: what the hardware gives this model (a
+  bundle that reads long articles lead first runs its two passes, leads then the windows they
+  call for, as the scorer does; their batching is then inside the timing);
 - ceiling_articles_per_s: the service's own scoring code (validation, cleaning, tokenization,
   batching, ONNX Runtime, explanations, output building) called in-process, no Kafka; also without
   explanations, so their cost shows on its own;
@@ -239,12 +241,23 @@ def bare_model(scorer: Scorer, feed: list[tuple[str, bytes]], repeats: int = 1) 
     encoded = scorer.encoder.encode(texts)
     batches = scorer.batches(encoded)
     scorer.run_batches(batches[:2], len(encoded.windows))  # warm-up
-    best = 0.0
+    lead_first = scorer.bundle.manifest.long_text.read_more_above is not None
+    best, windows, calls = 0.0, len(encoded.windows), len(batches)
     for _ in range(repeats):
         started = time.perf_counter()
-        scorer.run_batches(batches, len(encoded.windows))
+        if lead_first:
+            scorer.read_windows(encoded)
+        else:
+            scorer.run_batches(batches, len(encoded.windows))
         best = max(best, len(texts) / (time.perf_counter() - started))
-    return {"articles_per_s": best, "windows": len(encoded.windows), "calls": len(batches)}
+    if lead_first:
+        _, read = scorer.read_windows(encoded)
+        leads = encoded.leads
+        windows = int(read.sum())
+        calls = len(scorer.batches(encoded.subset(leads))) + len(
+            scorer.batches(encoded.subset(read & ~leads))
+        )
+    return {"articles_per_s": best, "windows": windows, "calls": calls}
 
 
 def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:

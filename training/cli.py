@@ -83,6 +83,7 @@ def _train(args: argparse.Namespace) -> int:
         target_precision=args.target_precision,
         threshold_domain=args.threshold_domain or None,
         long_text=args.long_text,
+        lead_first=not args.read_all_windows,
         prior=not args.no_prior,
         quantize=None if args.no_quantize else args.int8,
         force=args.force,
@@ -239,6 +240,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         help=(
             "how an article's windows make its score: doc_head, a logistic head over the lead window, the "
             "best window, their mean and the length, fitted on validation (default); chunk_max: the best window"
+        ),
+    )
+    p.add_argument(
+        "--read-all-windows",
+        action="store_true",
+        help=(
+            "with doc_head, read every window of every article; by default a long article whose lead "
+            "alone scores so low that no other windows could lift it to the threshold is scored by its lead"
         ),
     )
     p.add_argument(

@@ -57,11 +57,20 @@ class LongText(_Strict):
     stride: int = Field(gt=0)
     max_windows: int = Field(ge=1)
     head: DocHead | None = None  # the doc_head strategy's weights, fitted on validation
+    # Lead first: an article whose lead window alone scores below this (through the head, as a
+    # one-window text) is scored by its lead alone, and its other windows are never read. The
+    # trainer sets it where no other windows, up to the most alarming the model gave on
+    # validation, could lift the article to the threshold (training/classifier/doc_head.py):
+    # most long articles are calm from their first paragraph, and their later windows were
+    # two thirds of a long article's model calls. None reads every window.
+    read_more_above: float | None = Field(default=None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _head_with_doc_head(self) -> "LongText":
         if (self.strategy == "doc_head") != (self.head is not None):
             raise ValueError("long_text.head is required with strategy doc_head, and only with it")
+        if self.read_more_above is not None and self.head is None:
+            raise ValueError("long_text.read_more_above needs the doc_head strategy")
         return self
 
 

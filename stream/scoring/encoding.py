@@ -63,6 +63,18 @@ class Encoded:
     def lengths(self) -> IntArray:
         return np.fromiter((len(w) for w in self.windows), dtype=np.int64, count=len(self.windows))
 
+    @property
+    def leads(self) -> npt.NDArray[np.bool_]:
+        """Which windows are their text's first (every text has at least one window)."""
+        first = np.ones(len(self.windows), dtype=bool)
+        first[1:] = self.owner[1:] != self.owner[:-1]
+        return first
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> "Encoded":
+        """The windows where keep is true, with their owners (texts keep their numbers)."""
+        rows = np.flatnonzero(keep)
+        return Encoded([self.windows[i] for i in rows], self.owner[rows], self.n_texts)
+
 
 @dataclass(frozen=True)
 class Batch:

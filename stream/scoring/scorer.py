@@ -167,13 +167,34 @@ class Scorer:
         if not texts:
             return Scores(np.zeros(0, dtype=np.float32), 0, 0, np.zeros(0, dtype=np.int64))
         encoded = self.encoder.encode(texts)
-        values = self.window_scores(encoded)
+        values, read = self.read_windows(encoded)
+        owner = encoded.owner[read]
         return Scores(
-            self._aggregate(values, encoded.owner, encoded.n_texts),
-            windows=len(encoded.windows),
-            tokens=int(encoded.lengths.sum()),
-            best=best_per_owner(values, encoded.owner, encoded.n_texts),
+            self._aggregate(values, owner, encoded.n_texts),
+            windows=len(values),
+            tokens=int(encoded.lengths[read].sum()),
+            best=best_per_owner(values, owner, encoded.n_texts),
         )
+
+    def read_windows(self, encoded: Encoded) -> tuple[Floats, npt.NDArray[np.bool_]]:
+        """The scores of the windows read, in order, and which windows those are.
+
+        Every window, unless the manifest sets long_text.read_more_above: then the leads go
+        first, and only the texts whose lead alone reaches it have their other windows read.
+        """
+        n = encoded.n_texts
+        lead = encoded.leads
+        bound = self.bundle.manifest.long_text.read_more_above
+        if bound is None or lead.all():
+            return self.window_scores(encoded), np.ones(len(encoded.windows), dtype=bool)
+        values = np.empty(len(encoded.windows), dtype=np.float32)
+        values[lead] = self.window_scores(encoded.subset(lead))
+        alone = self._head(values[lead], np.arange(n, dtype=np.int64), n)
+        rest = ~lead & (alone >= bound)[encoded.owner]
+        if rest.any():
+            values[rest] = self.window_scores(encoded.subset(rest))
+        read = lead | rest
+        return values[read], read
 
     def batches(self, encoded: Encoded) -> list[Batch]:
         if not self.batch_invariant:

@@ -79,6 +79,12 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
     assert "AG News World" in report
     # Where the int8 gate's fp32 validation scores came from is on record.
     assert "fp32: reusing training's validation scores" in report
+    # Lead first wherever the head reads more than one window: a calm lead's bound, under the threshold.
+    bound = m.long_text.read_more_above
+    assert (bound is None) == (m.long_text.max_windows == 1 or m.long_text.head.weights[0] == 0)
+    if bound is not None:
+        assert 0.0 < bound < m.threshold
+        assert f"lead first: an article whose lead alone scores below {bound:.4f}" in report
 
 
 def test_onnx_graph_is_the_documented_contract(bundle_dir: Path) -> None:

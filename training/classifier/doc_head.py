@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.scoring.bundle import DocHead
-from stream.scoring.encoding import HEAD_FEATURES, window_features
+from stream.scoring.encoding import HEAD_FEATURES, head_per_owner, window_features
 from training.finetune import selection_score
 
 WINDOW_CHOICES = (1, 2, 3, 4, 6, 8)
@@ -84,6 +84,58 @@ def fit_head(
     fit = fits[chosen]
     fit.tried = {k: round(f.score, 4) for k, f in fits.items()}
     return fit
+
+
+# Log-odds added to the most alarming validation window for the windows the lead-first bound
+# assumes an article may hold: int8 scores move by about 1e-3 against the fp32 windows it is
+# computed on, and new articles may read a little more alarming than any validation window did.
+CAP_MARGIN = 1.0
+
+
+def read_more_above(head: DocHead, windows: int, threshold: float, cap: float) -> float | None:
+    """The score of an article's lead alone (through the head, as a one-window text) below which
+    its other windows need not be read: with none of them above `cap` log-odds, they could lift
+    neither the lead alone nor the whole article to `threshold`. None where no lead is that low.
+
+    With non-negative weights a (lead), b (max), c (mean), e (windows) and bias d, an article of
+    k windows whose lead has log-odds L <= cap scores at most
+    a L + b cap + c (L + (k - 1) cap) / k + e (k - 1) + d, rising with k; so the bound takes the
+    head's own window count, solves for L at the threshold, and gives the lead alone's score there.
+    """
+    weights = dict.fromkeys(HEAD_FEATURES, 0.0) | dict(zip(head.features, head.weights, strict=True))
+    a, b, c, e = (weights[f] for f in HEAD_FEATURES)
+    d, k = head.bias, windows
+    if min(a, b, c) < 0 or a + c / k <= 0 or a + b + c <= 0:
+        return None  # the lead does not bound the score
+    target = float(np.log(threshold) - np.log1p(-threshold))
+    lead = (target - d - b * cap - c * (k - 1) * cap / k - max(0.0, e * (k - 1))) / (a + c / k)
+    lead = min(lead, cap, (target - d) / (a + b + c))
+    bound = float(1.0 / (1.0 + np.exp(-((a + b + c) * lead + d))))
+    if not 0.0 < bound < 1.0:
+        return None
+    return float(f"{bound * (1.0 - 1e-6):.6g}")  # six digits, never above the exact bound
+
+
+@dataclass(frozen=True)
+class LeadFirst:
+    bound: float | None  # long_text.read_more_above
+    cap: float  # the log-odds the bound allows any other window
+    skipped: int  # validation articles of more than one window scored by their lead alone
+    longer: int  # validation articles of more than one window
+
+
+def lead_first(
+    fit: HeadFit, logits: list[npt.NDArray[np.float32]], temperature: float, bias: float, threshold: float
+) -> LeadFirst:
+    """The lead-first bound of a fitted head at the shipped threshold, from the validation windows'
+    raw logits (the cap is the most alarming of them, calibrated, plus CAP_MARGIN)."""
+    cap = float(np.concatenate(logits).max()) / temperature + bias + CAP_MARGIN
+    bound = read_more_above(fit.head, fit.windows, threshold, cap)
+    leads, owner = calibrated_windows(logits, temperature, bias, 1)
+    alone = head_per_owner(leads, owner, len(logits), fit.head.weights, fit.head.bias)
+    longer = np.asarray([len(w) > 1 for w in logits])
+    skipped = 0 if bound is None else int((longer & (alone < bound)).sum())
+    return LeadFirst(bound, cap, skipped, int(longer.sum()))
 
 
 def fit_logistic(

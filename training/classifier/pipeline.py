@@ -37,7 +37,7 @@ from stream.scoring.text import PREPROCESSING_VERSION, article_text, clean
 from training import calibrate, finetune
 from training.classifier.assess import Assessment, Systems, assess, domains_of
 from training.classifier.baseline import fit_baseline
-from training.classifier.doc_head import HeadFit, calibrated_windows, fit_head
+from training.classifier.doc_head import CAP_MARGIN, HeadFit, calibrated_windows, fit_head, lead_first
 from training.classifier.prior import ATTACK_DESCRIPTIONS, OTHER_DESCRIPTIONS
 from training.data.prepare import SPLITS, split_file
 from training.model import (
@@ -79,6 +79,9 @@ class TrainOptions:
     # doc_head: a logistic head over each article's windows decides (training/classifier/doc_head.py);
     # chunk_max: the best window does, as bundles before the full-length articles did.
     long_text: str = "doc_head"
+    # doc_head only: read a long article's lead first, and its other windows only where they
+    # could matter (doc_head.read_more_above); False reads every window.
+    lead_first: bool = True
 
 
 @dataclass
@@ -280,6 +283,8 @@ class _Build:
             picked.rule,
             reason,
         )
+        if self.head is not None and self.head.windows > 1 and options.lead_first:
+            self.lead_first(manifest, history.best_val_windows, temperature, bias)
         scorer = staging.scorer(picked.path, chosen, picked.quantization or "static")
         assert picked.scores is not None
         manifest.score_distribution = score_distribution(
@@ -404,6 +409,26 @@ class _Build:
             f"{self.options.train.train_layers} encoder layers and the head"
         )
         return model, history
+
+    def lead_first(
+        self, manifest: Manifest, logits: list[npt.NDArray[np.float32]], temperature: float, bias: float
+    ) -> None:
+        """Sets long_text.read_more_above for the shipped threshold, from the validation windows."""
+        assert self.head is not None
+        found = lead_first(self.head, logits, temperature, bias, manifest.threshold)
+        manifest.long_text.read_more_above = found.bound
+        if found.bound is None:
+            self.note("lead first: off (the head's lead weight cannot bound an article's score)")
+            return
+        self.note(
+            f"lead first: an article whose lead alone scores below {found.bound:.4f} is scored by its lead "
+            f"(no other windows of up to {found.cap:.2f} log-odds, the most alarming validation window plus "
+            f"{CAP_MARGIN}, could lift it to the threshold); that is {found.skipped} of the "
+            f"{found.longer} validation articles of more than one window"
+        )
+        _log(
+            f"lead first below {found.bound:.4f}: {found.skipped} of {found.longer} longer validation articles"
+        )
 
     def manifest(self, special: TokenizerInfo, temperature: float, bias: float) -> Manifest:
         options = self.options
