@@ -107,13 +107,30 @@ def shipped(bundle: Bundle, windows: Windows, threshold_domains: Sequence[str]) 
     long_text = bundle.manifest.long_text
     if long_text.head is None:
         return None
-    head = long_text.head
-    scores = head_per_owner(*first_windows(windows, long_text.max_windows), head.weights, head.bias)
+    scores, by_lead = shipped_scores(bundle, windows)
+    lead_first = None
+    if long_text.read_more_above is not None:
+        lead_first = {"read_more_above": long_text.read_more_above, "articles_read_by_lead": by_lead}
     return {
         "windows": long_text.max_windows,
-        **_head(head.weights, head.bias),
+        **_head(long_text.head.weights, long_text.head.bias),
+        "lead_first": lead_first,
         **figures(windows, scores, bundle.manifest.threshold, threshold_domains),
     }
+
+
+def shipped_scores(bundle: Bundle, windows: Windows) -> tuple[npt.NDArray[np.float32], int]:
+    """The scores the bundle's scorer gives, from the window scores, and how many articles of more
+    than one window it scores by their lead alone (long_text.read_more_above)."""
+    long_text = bundle.manifest.long_text
+    head = long_text.head
+    assert head is not None
+    scores = head_per_owner(*first_windows(windows, long_text.max_windows), head.weights, head.bias)
+    if long_text.read_more_above is None:
+        return scores, 0
+    alone = head_per_owner(*first_windows(windows, 1), head.weights, head.bias)
+    by_lead = (alone < long_text.read_more_above) & np.asarray([len(w) > 1 for w in windows.scores])
+    return np.where(by_lead, alone, scores), int(by_lead.sum())
 
 
 def best_window(windows: Windows, k: int, threshold_domains: Sequence[str]) -> dict[str, Any]:

@@ -9,9 +9,11 @@ import pytest
 from stream.scoring.articles import Article, write_articles
 from stream.scoring.bundle import DocHead, LongText, load_bundle
 from stream.scoring.encoding import HEAD_FEATURES
+from stream.scoring.scorer import Scorer
+from stream.scoring.text import article_text
 from tests.unit import toy_bundle
 from tests.unit.toy_bundle import text
-from training.bench.heads import Variant, Windows, evaluate, main, score_windows, variants
+from training.bench.heads import Variant, Windows, evaluate, main, score_windows, shipped_scores, variants
 from training.classifier.doc_head import fit_logistic
 
 pytestmark = pytest.mark.unit
@@ -147,3 +149,23 @@ def test_a_missing_bundle_is_an_error_message_not_a_traceback(
 ) -> None:
     assert main(["--bundle", str(tmp_path / "nothing"), "--data", str(tmp_path)]) == 2
     assert "no such bundle folder" in capsys.readouterr().err
+
+
+def test_the_shipped_row_scores_as_the_scorer_does_lead_first_included(tmp_path: Path) -> None:
+    head = DocHead(features=list(HEAD_FEATURES[:3]), weights=[1.0, 0.5, 0.5], bias=0.0)
+    long_text = LongText(strategy="doc_head", stride=10, max_windows=3, head=head, read_more_above=0.3)
+    bundle = load_bundle(toy_bundle.build(tmp_path / "b", long_text=long_text))
+    low, high = [5] * 14, [990] * 14
+    bodies = [(*low, *high, *high), (*high, *low, *low), (*low, *low), tuple(low[:5]), (*high,)]
+    articles = [
+        Article(id=f"a{i}", title=None, text=text(*body), label=i % 2, domain="long")
+        for i, body in enumerate(bodies)
+    ]
+    write_articles(tmp_path / "val.jsonl", articles)
+
+    scores, by_lead = shipped_scores(bundle, score_windows(bundle, tmp_path / "val.jsonl"))
+    scorer = Scorer(bundle, providers="cpu")
+    np.testing.assert_allclose(
+        scores, scorer.score([article_text(a.title, a.text) for a in articles]).scores, atol=1e-6
+    )
+    assert by_lead == 2  # the calm leads of more than one window
