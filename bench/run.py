@@ -243,15 +243,15 @@ def bare_model(scorer: Scorer, feed: list[tuple[str, bytes]], repeats: int = 1) 
     scorer.run_batches(batches[:2], len(encoded.windows))  # warm-up
     lead_first = scorer.bundle.manifest.long_text.read_more_above is not None
     best, windows, calls = 0.0, len(encoded.windows), len(batches)
+    read = np.ones(len(encoded.windows), dtype=bool)
     for _ in range(repeats):
         started = time.perf_counter()
         if lead_first:
-            scorer.read_windows(encoded)
+            _, read = scorer.read_windows(encoded)
         else:
             scorer.run_batches(batches, len(encoded.windows))
         best = max(best, len(texts) / (time.perf_counter() - started))
     if lead_first:
-        _, read = scorer.read_windows(encoded)
         leads = encoded.leads
         windows = int(read.sum())
         calls = len(scorer.batches(encoded.subset(leads))) + len(

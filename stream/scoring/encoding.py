@@ -240,6 +240,21 @@ def head_per_owner(
     return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
 
+def read_by_lead(
+    leads: npt.NDArray[np.float32],
+    counts: IntArray,
+    weights: Sequence[float],
+    bias: float,
+    bound: float,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Lead first (long_text.read_more_above): per text, its lead alone's score (the head over its
+    lead window as a one-window text), and whether that score is all it gets: more than one
+    window, and the lead alone below the bound."""
+    n = len(leads)
+    alone = head_per_owner(leads, np.arange(n, dtype=np.int64), n, weights, bias)
+    return alone, (np.asarray(counts) > 1) & (alone < bound)
+
+
 def max_per_owner(values: npt.NDArray[np.float32], owner: IntArray, n: int) -> npt.NDArray[np.float32]:
     """The largest value per owner; every owner must have at least one value."""
     out = np.full(n, -np.inf, dtype=np.float32)

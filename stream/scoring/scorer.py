@@ -18,6 +18,7 @@ from stream.scoring.encoding import (
     max_per_owner,
     mean_logit_per_owner,
     mean_per_owner,
+    read_by_lead,
 )
 from stream.scoring.providers import Choice, Name, Opened, open_first, open_session, usable_cores
 
@@ -182,15 +183,17 @@ class Scorer:
         Every window, unless the manifest sets long_text.read_more_above: then the leads go
         first, and only the texts whose lead alone reaches it have their other windows read.
         """
-        n = encoded.n_texts
         lead = encoded.leads
-        bound = self.bundle.manifest.long_text.read_more_above
-        if bound is None or lead.all():
+        long_text = self.bundle.manifest.long_text
+        if long_text.read_more_above is None or long_text.head is None or lead.all():
             return self.window_scores(encoded), np.ones(len(encoded.windows), dtype=bool)
         values = np.empty(len(encoded.windows), dtype=np.float32)
         values[lead] = self.window_scores(encoded.subset(lead))
-        alone = self._head(values[lead], np.arange(n, dtype=np.int64), n)
-        rest = ~lead & (alone >= bound)[encoded.owner]
+        counts = np.bincount(encoded.owner, minlength=encoded.n_texts)
+        _, by_lead = read_by_lead(
+            values[lead], counts, long_text.head.weights, long_text.head.bias, long_text.read_more_above
+        )
+        rest = ~lead & ~by_lead[encoded.owner]
         if rest.any():
             values[rest] = self.window_scores(encoded.subset(rest))
         read = lead | rest

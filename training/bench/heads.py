@@ -28,7 +28,13 @@ from tqdm.auto import tqdm
 from stream.errors import WirewatchError
 from stream.scoring.articles import read_articles
 from stream.scoring.bundle import Bundle, load_bundle
-from stream.scoring.encoding import HEAD_FEATURES, head_per_owner, max_per_owner, window_features
+from stream.scoring.encoding import (
+    HEAD_FEATURES,
+    head_per_owner,
+    max_per_owner,
+    read_by_lead,
+    window_features,
+)
 from stream.scoring.metrics import at_threshold, auprc, best_f1_threshold
 from stream.scoring.scorer import Scorer
 from stream.scoring.text import article_text
@@ -128,8 +134,9 @@ def shipped_scores(bundle: Bundle, windows: Windows) -> tuple[npt.NDArray[np.flo
     scores = head_per_owner(*first_windows(windows, long_text.max_windows), head.weights, head.bias)
     if long_text.read_more_above is None:
         return scores, 0
-    alone = head_per_owner(*first_windows(windows, 1), head.weights, head.bias)
-    by_lead = (alone < long_text.read_more_above) & np.asarray([len(w) > 1 for w in windows.scores])
+    leads, _, _ = first_windows(windows, 1)
+    counts = np.asarray([len(w) for w in windows.scores])
+    alone, by_lead = read_by_lead(leads, counts, head.weights, head.bias, long_text.read_more_above)
     return np.where(by_lead, alone, scores), int(by_lead.sum())
 
 

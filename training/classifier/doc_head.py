@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.scoring.bundle import DocHead
-from stream.scoring.encoding import HEAD_FEATURES, head_per_owner, window_features
+from stream.scoring.encoding import HEAD_FEATURES, read_by_lead, window_features
 from training.finetune import selection_score
 
 WINDOW_CHOICES = (1, 2, 3, 4, 6, 8)
@@ -131,11 +131,12 @@ def lead_first(
     raw logits (the cap is the most alarming of them, calibrated, plus CAP_MARGIN)."""
     cap = float(np.concatenate(logits).max()) / temperature + bias + CAP_MARGIN
     bound = read_more_above(fit.head, fit.windows, threshold, cap)
-    leads, owner = calibrated_windows(logits, temperature, bias, 1)
-    alone = head_per_owner(leads, owner, len(logits), fit.head.weights, fit.head.bias)
-    longer = np.asarray([len(w) > 1 for w in logits])
-    skipped = 0 if bound is None else int((longer & (alone < bound)).sum())
-    return LeadFirst(bound, cap, skipped, int(longer.sum()))
+    counts = np.asarray([len(w) for w in logits])
+    skipped = 0
+    if bound is not None:
+        leads, _ = calibrated_windows(logits, temperature, bias, 1)
+        skipped = int(read_by_lead(leads, counts, fit.head.weights, fit.head.bias, bound)[1].sum())
+    return LeadFirst(bound, cap, skipped, int((counts > 1).sum()))
 
 
 def fit_logistic(
