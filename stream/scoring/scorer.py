@@ -84,6 +84,7 @@ class Scorer:
         manifest = bundle.manifest
         self.bundle = bundle
         self.threshold = manifest.threshold
+        self.calls = 0  # model calls (batches) run so far, which benchmarks report
         self.batch_invariant = manifest.precision == "fp32" or manifest.quantization == "static"
         self._aggregate: Aggregate = {
             "chunk_max": max_per_owner,
@@ -210,6 +211,7 @@ class Scorer:
     def run_batches(self, batches: Sequence[Batch], windows: int) -> npt.NDArray[np.float32]:
         """Scores of `windows` windows laid out in batches (their rows index the result)."""
         window_scores = np.empty(windows, dtype=np.float32)
+        self.calls += len(batches)
         if self._pool is None or len(batches) == 1:
             self._run(list(batches), self.sessions[0], window_scores)
         else:

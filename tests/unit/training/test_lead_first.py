@@ -95,9 +95,11 @@ def test_the_scorer_reads_the_other_windows_only_of_articles_whose_lead_reaches_
         text(*high, *low, *low, *low),  # an alarming lead: every window read
         text(*low[:6]),  # one window: nothing to skip
     ]
-    every = scorer("every", None).score(texts)
+    reads_all = scorer("every", None)
+    every = reads_all.score(texts)
     lead_first = scorer("lead", 0.3)
     got = lead_first.score(texts)
+    assert (reads_all.calls, lead_first.calls) == (1, 2)  # one pass, against the leads then the rest
 
     windows = [lead_first.encoder.windows_of(lead_first.encoder.token_ids([t])[0]) for t in texts]
     assert [len(w) for w in windows] == [4, 4, 1]
