@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 .DEFAULT_GOAL := help
 .PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-gpu install-openvino bench-ad clean
 .PHONY: browser embedder incident-quality
-.PHONY: feed feed-server bench-feed bench-heads
+.PHONY: feed feed-server bench-feed bench-heads bench-unused
 FEEDS ?= feeds.txt
 
 help: ## list the targets
@@ -71,6 +71,9 @@ train: install ## train the default bundle into $(BUNDLE) (prepares the data whe
 
 bench-heads: install ## document heads refitted on $(BUNDLE)'s validation windows, without retraining (JSON)
 	$(PY) -m training.bench.heads --bundle $(BUNDLE) --data data/terrorism --out runs/heads/result.json $(ARGS)
+
+bench-unused: install ## $(BUNDLE) on the BBC and Reuters articles no split uses that name violence: alerts and top titles to read (JSON)
+	$(PY) -m training.bench.unused --bundle $(BUNDLE) --data data --datasets $(DATA_DIR) --out runs/unused/result.json $(ARGS)
 
 evaluate: install ## evaluate $(BUNDLE) on the test split
 	$(VENV)/bin/wirewatch evaluate --bundle $(BUNDLE) --data data/terrorism/test.jsonl
