@@ -14,7 +14,6 @@ Every figure is a validation figure: the test split is never read here.
 """
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from stream.scoring.encoding import (
 from stream.scoring.metrics import at_threshold, auprc, best_f1_threshold
 from stream.scoring.scorer import Scorer
 from stream.scoring.text import article_text
+from training.bench import print_result
 from training.classifier.doc_head import fit_logistic
 
 FEATURES = 3  # lead, max, mean: the shipped head's features
@@ -243,11 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for v in variants(ks, _numbers(float, args.max_floors), fits)
         ],
     }
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    print_result(result, args.out)
     return 0
 
 

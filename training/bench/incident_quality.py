@@ -24,7 +24,6 @@ under running topics such as a civil war are left out of the pairs) and "any hea
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from collections import Counter
@@ -43,6 +42,7 @@ from stream.scoring.articles import Article
 from stream.scoring.embedder import Embedder
 from stream.subscribers.incidents import Grouper
 from stream.subscribers.lexical import combine, name_vectors, names
+from training.bench import print_result
 from training.data.corpora import load_current_events
 
 TRUTH_DAYS = 2
@@ -321,11 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     result = evaluate(Embedder(args.embedder), args.data_dir, args.cache, args.all_sections)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_result(result, args.out)
     return 0
 
 

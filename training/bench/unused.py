@@ -13,26 +13,24 @@ docs/labeling-guide.md. It picks nothing: no threshold, no model, no head.
 """
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from stream.errors import WirewatchError
 from stream.scoring.articles import Article, read_articles
 from stream.scoring.bundle import load_bundle
+from stream.scoring.evaluate import score_articles
 from stream.scoring.scorer import Scorer
-from stream.scoring.text import article_text
+from training.bench import print_result
 from training.data.article_labels import names_violence
 from training.data.corpora import load_bbc, load_reuters
 
 CORPORA: dict[str, Callable[[Path], list[Article]]] = {"bbc": load_bbc, "reuters": load_reuters}
 SPLITS = ("terrorism/train.jsonl", "terrorism/val.jsonl", "terrorism/test.jsonl", "stream.jsonl")
-_CHUNK = 64
 
 
 def used_ids(data: Path) -> set[str]:
@@ -43,16 +41,6 @@ def used_ids(data: Path) -> set[str]:
 def unused_violent(articles: Iterable[Article], used: set[str]) -> list[Article]:
     """The articles no split uses whose headline or lead names violence."""
     return [a for a in articles if a.id not in used and names_violence(a.title, a.text)]
-
-
-def score(scorer: Scorer, articles: Sequence[Article], desc: str) -> np.ndarray:
-    texts = [article_text(a.title, a.text) for a in articles]
-    parts = []
-    with tqdm(total=len(texts), desc=desc, unit="article") as bar:
-        for start in range(0, len(texts), _CHUNK):
-            parts.append(scorer.score(texts[start : start + _CHUNK]).scores)
-            bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def summary(articles: Sequence[Article], scores: np.ndarray, threshold: float, top: int) -> dict[str, Any]:
@@ -87,15 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: dict[str, Any] = {"bundle": str(args.bundle), "threshold": round(scorer.threshold, 4)}
         for name, load in CORPORA.items():
             articles = unused_violent(load(args.datasets), used)
-            result[name] = summary(articles, score(scorer, articles, name), scorer.threshold, args.top)
+            scores = score_articles(scorer, articles).scores
+            result[name] = summary(articles, scores, scorer.threshold, args.top)
     except WirewatchError as exc:  # a missing bundle, split or corpus: say which, without a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    print_result(result, args.out)
     return 0
 
 
