@@ -37,7 +37,14 @@ from stream.scoring.text import PREPROCESSING_VERSION, article_text, clean
 from training import calibrate, finetune
 from training.classifier.assess import Assessment, Systems, assess, domains_of
 from training.classifier.baseline import fit_baseline
-from training.classifier.doc_head import CAP_MARGIN, HeadFit, calibrated_windows, fit_head, lead_first
+from training.classifier.doc_head import (
+    CAP_MARGIN,
+    HeadFit,
+    LeadFirst,
+    calibrated_windows,
+    fit_head,
+    lead_first,
+)
 from training.classifier.prior import ATTACK_DESCRIPTIONS, OTHER_DESCRIPTIONS
 from training.data.prepare import SPLITS, split_file
 from training.model import (
@@ -283,12 +290,17 @@ class _Build:
             picked.rule,
             reason,
         )
+        reference = picked.scores
+        assert reference is not None
         if self.head is not None and self.head.windows > 1 and options.lead_first:
-            self.lead_first(manifest, history.best_val_windows, temperature, bias)
+            found = self.lead_first(manifest, history.best_val_windows, temperature, bias)
+            # The drift reference is compared with the scores the scorer publishes, so it takes
+            # the lead's score where the scorer reads only the lead. Those leads' scores are the
+            # fp32 pass's: all below the bound, where int8 moves a score by far less than a decile.
+            reference = found.published(reference, threshold_mask)
         scorer = staging.scorer(picked.path, chosen, picked.quantization or "static")
-        assert picked.scores is not None
         manifest.score_distribution = score_distribution(
-            picked.scores, threshold_val[1], options.threshold_domain
+            reference, threshold_val[1], options.threshold_domain
         )
         manifest.canary = add_canary(self.folder, scorer, test.texts)
         for path in leftovers:
@@ -412,14 +424,14 @@ class _Build:
 
     def lead_first(
         self, manifest: Manifest, logits: list[npt.NDArray[np.float32]], temperature: float, bias: float
-    ) -> None:
+    ) -> LeadFirst:
         """Sets long_text.read_more_above for the shipped threshold, from the validation windows."""
         assert self.head is not None
         found = lead_first(self.head, logits, temperature, bias, manifest.threshold)
         manifest.long_text.read_more_above = found.bound
         if found.bound is None:
             self.note("lead first: off (the head's lead weight cannot bound an article's score)")
-            return
+            return found
         self.note(
             f"lead first: an article whose lead alone scores below {found.bound:.4f} is scored by its lead "
             f"(no other windows of up to {found.cap:.2f} log-odds, the most alarming validation window plus "
@@ -429,6 +441,7 @@ class _Build:
         _log(
             f"lead first below {found.bound:.4f}: {found.skipped} of {found.longer} longer validation articles"
         )
+        return found
 
     def manifest(self, special: TokenizerInfo, temperature: float, bias: float) -> Manifest:
         options = self.options

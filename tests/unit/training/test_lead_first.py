@@ -128,3 +128,22 @@ def test_the_trainer_bounds_the_lead_at_the_most_alarming_validation_window_plus
     assert found.bound is not None
     assert _p(np.asarray(-9.0)) < found.bound < _p(np.asarray(0.0))
     assert (found.skipped, found.longer) == (1, 3)
+
+
+def test_the_drift_reference_takes_the_scores_the_scorer_publishes() -> None:
+    head = DocHead(features=list(HEAD_FEATURES[:3]), weights=[0.5, 0.0, 0.5], bias=0.0)
+    fit = HeadFit(windows=3, head=head, score=0.0)
+    logits = [
+        np.asarray(w, dtype=np.float32) for w in ([-20.0, 6.0], [-20.0], [-2.0, -8.0, -8.0], [4.0, 0.0])
+    ]
+    found = lead_first(fit, logits, temperature=2.0, bias=1.0, threshold=0.5)
+    every_window = np.asarray([0.3, 0.2, 0.1], dtype=np.float32)  # articles 0, 1 and 3
+    mask = np.asarray([True, True, False, True])
+    published = found.published(every_window, mask)
+    # Article 0 is read by its lead alone (-9 log-odds, through the head as one window); article 1
+    # has one window, and article 3's lead is above the bound.
+    np.testing.assert_allclose(published, [float(_p(np.asarray(-9.0))), 0.2, 0.1], rtol=1e-5)
+    by_max = DocHead(features=list(HEAD_FEATURES[:3]), weights=[0.0, 1.0, 0.0], bias=0.0)
+    off = lead_first(HeadFit(windows=3, head=by_max, score=0.0), logits, 2.0, 1.0, threshold=0.5)
+    assert off.bound is None  # a head without a lead weight reads every window
+    assert off.published(every_window, mask) is every_window
