@@ -122,19 +122,8 @@ class LeadFirst:
     cap: float  # the log-odds the bound allows any other window
     skipped: int  # validation articles of more than one window scored by their lead alone
     longer: int  # validation articles of more than one window
-    # Per validation article: the score the scorer publishes for it if read by its lead alone, and
-    # whether it is (None where the bound is).
-    alone: npt.NDArray[np.float32] | None = None
+    # Per validation article, whether its lead alone scores it (by the fp32 logits; None without a bound).
     by_lead: npt.NDArray[np.bool_] | None = None
-
-    def published(
-        self, scores: npt.NDArray[np.floating], mask: npt.NDArray[np.bool_]
-    ) -> npt.NDArray[np.floating]:
-        """`scores` of the validation articles in `mask` (every window read) as the scorer publishes
-        them: an article read by its lead alone carries its lead's score."""
-        if self.alone is None or self.by_lead is None:
-            return scores
-        return np.where(self.by_lead[mask], self.alone[mask], scores)
 
 
 def lead_first(
@@ -148,8 +137,8 @@ def lead_first(
     if bound is None:
         return LeadFirst(bound, cap, 0, int((counts > 1).sum()))
     leads, _ = calibrated_windows(logits, temperature, bias, 1)
-    alone, by_lead = read_by_lead(leads, counts, fit.head.weights, fit.head.bias, bound)
-    return LeadFirst(bound, cap, int(by_lead.sum()), int((counts > 1).sum()), alone, by_lead)
+    by_lead = read_by_lead(leads, counts, fit.head.weights, fit.head.bias, bound)[1]
+    return LeadFirst(bound, cap, int(by_lead.sum()), int((counts > 1).sum()), by_lead)
 
 
 def fit_logistic(

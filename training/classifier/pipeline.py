@@ -60,7 +60,7 @@ from training.model import (
 from training.ship import export, report
 from training.ship import graph as shipping
 from training.ship.canary import add_canary
-from training.ship.drift import score_distribution
+from training.ship.drift import published_scores, score_distribution
 from training.ship.publish import publishing, record_inputs, refuse_existing, save_tokenizer, seal
 
 
@@ -290,15 +290,20 @@ class _Build:
             picked.rule,
             reason,
         )
-        reference = picked.scores
-        assert reference is not None
+        by_lead = None
         if self.head is not None and self.head.windows > 1 and options.lead_first:
-            found = self.lead_first(manifest, history.best_val_windows, temperature, bias)
-            # The drift reference is compared with the scores the scorer publishes, so it takes
-            # the lead's score where the scorer reads only the lead. Those leads' scores are the
-            # fp32 pass's: all below the bound, where int8 moves a score by far less than a decile.
-            reference = found.published(reference, threshold_mask)
+            by_lead = self.lead_first(manifest, history.best_val_windows, temperature, bias).by_lead
         scorer = staging.scorer(picked.path, chosen, picked.quantization or "static")
+        assert picked.scores is not None
+        reference = picked.scores
+        if by_lead is not None:
+            # The drift reference is compared with what the scorer publishes: lead first.
+            articles = threshold_val[0]
+            reference = published_scores(
+                reference,
+                by_lead[threshold_mask],
+                lambda which: score_articles(scorer, [articles[i] for i in which], progress=False).scores,
+            )
         manifest.score_distribution = score_distribution(
             reference, threshold_val[1], options.threshold_domain
         )

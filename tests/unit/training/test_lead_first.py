@@ -12,6 +12,7 @@ from stream.scoring.scorer import Scorer
 from tests.unit import toy_bundle
 from tests.unit.toy_bundle import text, toy_score
 from training.classifier.doc_head import CAP_MARGIN, HeadFit, lead_first, read_more_above
+from training.ship.drift import published_scores
 
 pytestmark = pytest.mark.unit
 
@@ -137,13 +138,24 @@ def test_the_drift_reference_takes_the_scores_the_scorer_publishes() -> None:
         np.asarray(w, dtype=np.float32) for w in ([-20.0, 6.0], [-20.0], [-2.0, -8.0, -8.0], [4.0, 0.0])
     ]
     found = lead_first(fit, logits, temperature=2.0, bias=1.0, threshold=0.5)
-    every_window = np.asarray([0.3, 0.2, 0.1], dtype=np.float32)  # articles 0, 1 and 3
-    mask = np.asarray([True, True, False, True])
-    published = found.published(every_window, mask)
-    # Article 0 is read by its lead alone (-9 log-odds, through the head as one window); article 1
-    # has one window, and article 3's lead is above the bound.
-    np.testing.assert_allclose(published, [float(_p(np.asarray(-9.0))), 0.2, 0.1], rtol=1e-5)
+    # Article 0 is read by its lead alone; article 1 has one window, article 3 a lead above the bound.
+    assert found.by_lead is not None
+    assert found.by_lead.tolist() == [True, False, False, False]
+    mask = np.asarray([True, True, False, True])  # the threshold's articles: 0, 1 and 3
+    every_window = np.asarray([0.3, 0.2, 0.1], dtype=np.float32)
+    asked: list[list[int]] = []
+
+    def rescore(which: np.ndarray) -> np.ndarray:
+        asked.append(which.tolist())
+        return np.full(len(which), 0.001, dtype=np.float32)
+
+    published = published_scores(every_window, found.by_lead[mask], rescore)
+    assert asked == [[0]]
+    np.testing.assert_allclose(published, [0.001, 0.2, 0.1])
+    np.testing.assert_allclose(every_window, [0.3, 0.2, 0.1])  # the caller's scores are left alone
+    assert published_scores(every_window, np.zeros(3, dtype=bool), rescore) is every_window
+    assert asked == [[0]]  # nothing to score again: no call
+
     by_max = DocHead(features=list(HEAD_FEATURES[:3]), weights=[0.0, 1.0, 0.0], bias=0.0)
     off = lead_first(HeadFit(windows=3, head=by_max, score=0.0), logits, 2.0, 1.0, threshold=0.5)
-    assert off.bound is None  # a head without a lead weight reads every window
-    assert off.published(every_window, mask) is every_window
+    assert (off.bound, off.by_lead) == (None, None)  # a head without a lead weight reads every window
