@@ -120,10 +120,14 @@ def read_more_above(head: DocHead, windows: int, threshold: float, cap: float) -
 class LeadFirst:
     bound: float | None  # long_text.read_more_above
     cap: float  # the log-odds the bound allows any other window
-    skipped: int  # validation articles of more than one window scored by their lead alone
     longer: int  # validation articles of more than one window
     # Per validation article, whether its lead alone scores it (by the fp32 logits; None without a bound).
     by_lead: npt.NDArray[np.bool_] | None = None
+
+    @property
+    def skipped(self) -> int:
+        """Validation articles of more than one window scored by their lead alone."""
+        return 0 if self.by_lead is None else int(self.by_lead.sum())
 
 
 def lead_first(
@@ -135,10 +139,10 @@ def lead_first(
     bound = read_more_above(fit.head, fit.windows, threshold, cap)
     counts = np.asarray([len(w) for w in logits])
     if bound is None:
-        return LeadFirst(bound, cap, 0, int((counts > 1).sum()))
+        return LeadFirst(bound, cap, int((counts > 1).sum()))
     leads, _ = calibrated_windows(logits, temperature, bias, 1)
     by_lead = read_by_lead(leads, counts, fit.head.weights, fit.head.bias, bound)[1]
-    return LeadFirst(bound, cap, int(by_lead.sum()), int((counts > 1).sum()), by_lead)
+    return LeadFirst(bound, cap, int((counts > 1).sum()), by_lead)
 
 
 def fit_logistic(

@@ -11,7 +11,7 @@ from stream.scoring.encoding import HEAD_FEATURES, head_per_owner
 from stream.scoring.scorer import Scorer
 from tests.unit import toy_bundle
 from tests.unit.toy_bundle import text, toy_score
-from training.classifier.doc_head import CAP_MARGIN, HeadFit, lead_first, read_more_above
+from training.classifier.doc_head import CAP_MARGIN, HeadFit, LeadFirst, lead_first, read_more_above
 from training.ship.drift import published_scores
 
 pytestmark = pytest.mark.unit
@@ -115,14 +115,21 @@ def test_the_scorer_reads_the_other_windows_only_of_articles_whose_lead_reaches_
     assert got.best.tolist()[0] == 0
 
 
+# Raw logits of four validation articles; calibrated as logit / 2 + 1, so the most alarming window
+# (6.0) has 4.0 log-odds and the leads -9, -9, 0 and 3.
+_LOGITS = [np.asarray(w, dtype=np.float32) for w in ([-20.0, 6.0], [-20.0], [-2.0, -8.0, -8.0], [4.0, 0.0])]
+
+
+def _trainer_lead_first(weights: list[float]) -> tuple[DocHead, LeadFirst]:
+    head = DocHead(features=list(HEAD_FEATURES[:3]), weights=weights, bias=0.0)
+    found = lead_first(
+        HeadFit(windows=3, head=head, score=0.0), _LOGITS, temperature=2.0, bias=1.0, threshold=0.5
+    )
+    return head, found
+
+
 def test_the_trainer_bounds_the_lead_at_the_most_alarming_validation_window_plus_a_margin() -> None:
-    head = DocHead(features=list(HEAD_FEATURES[:3]), weights=[0.5, 0.0, 0.5], bias=0.0)
-    fit = HeadFit(windows=3, head=head, score=0.0)
-    # Raw logits; calibrated as logit / 2 + 1, so the most alarming window (6.0) has 4.0 log-odds.
-    logits = [
-        np.asarray(w, dtype=np.float32) for w in ([-20.0, 6.0], [-20.0], [-2.0, -8.0, -8.0], [4.0, 0.0])
-    ]
-    found = lead_first(fit, logits, temperature=2.0, bias=1.0, threshold=0.5)
+    head, found = _trainer_lead_first([0.5, 0.0, 0.5])
     assert found.cap == pytest.approx(4.0 + CAP_MARGIN)
     assert found.bound == read_more_above(head, 3, 0.5, found.cap)
     # Lead log-odds -9, 0 and 3: only the first article of several windows is below the bound.
@@ -132,12 +139,7 @@ def test_the_trainer_bounds_the_lead_at_the_most_alarming_validation_window_plus
 
 
 def test_the_drift_reference_takes_the_scores_the_scorer_publishes() -> None:
-    head = DocHead(features=list(HEAD_FEATURES[:3]), weights=[0.5, 0.0, 0.5], bias=0.0)
-    fit = HeadFit(windows=3, head=head, score=0.0)
-    logits = [
-        np.asarray(w, dtype=np.float32) for w in ([-20.0, 6.0], [-20.0], [-2.0, -8.0, -8.0], [4.0, 0.0])
-    ]
-    found = lead_first(fit, logits, temperature=2.0, bias=1.0, threshold=0.5)
+    found = _trainer_lead_first([0.5, 0.0, 0.5])[1]
     # Article 0 is read by its lead alone; article 1 has one window, article 3 a lead above the bound.
     assert found.by_lead is not None
     assert found.by_lead.tolist() == [True, False, False, False]
@@ -156,6 +158,9 @@ def test_the_drift_reference_takes_the_scores_the_scorer_publishes() -> None:
     assert published_scores(every_window, np.zeros(3, dtype=bool), rescore) is every_window
     assert asked == [[0]]  # nothing to score again: no call
 
-    by_max = DocHead(features=list(HEAD_FEATURES[:3]), weights=[0.0, 1.0, 0.0], bias=0.0)
-    off = lead_first(HeadFit(windows=3, head=by_max, score=0.0), logits, 2.0, 1.0, threshold=0.5)
-    assert (off.bound, off.by_lead) == (None, None)  # a head without a lead weight reads every window
+    off = _trainer_lead_first([0.0, 1.0, 0.0])[1]
+    assert (off.bound, off.by_lead, off.skipped) == (
+        None,
+        None,
+        0,
+    )  # a head without a lead weight reads every window
