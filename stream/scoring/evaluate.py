@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from stream.scoring.articles import Article
+from stream.scoring.bootstrap import intervals
 from stream.scoring.metrics import Metrics, at_threshold
 from stream.scoring.scorer import Scorer
 from stream.scoring.text import article_text, clean
@@ -68,6 +69,9 @@ def summarize(scored: Scored, threshold: float, top: int = 10) -> Evaluation:
     metrics = (
         at_threshold(labels[has_label], scored.scores[has_label], threshold) if has_label.any() else None
     )
+    if metrics is not None and 0 < metrics.positives < metrics.n:
+        bounds, _ = intervals(labels[has_label], {"model": (scored.scores[has_label], threshold)})
+        metrics.intervals = bounds["model"]
     unlabeled = np.flatnonzero(~has_label)
     alerts = int((scored.scores[unlabeled] >= threshold).sum())
     best = unlabeled[np.argsort(-scored.scores[unlabeled], kind="stable")[:top]]
@@ -106,6 +110,11 @@ def format_evaluation(evaluation: Evaluation, header: str = "") -> str:
             f"labeled articles  {m.n} ({m.positives} positive), threshold {evaluation.threshold:.4f}",
             f"precision {m.precision:.4f}   recall {m.recall:.4f}   F1 {m.f1:.4f}",
             f"AUROC     {_pct(m.auroc)}   AUPRC  {_pct(m.auprc)}",
+        ]
+        if m.intervals is not None:
+            spans = "   ".join(f"{f} {i.low:.3f}-{i.high:.3f}" for f, i in m.intervals.items())
+            lines.append(f"95% intervals (stratified bootstrap): {spans}")
+        lines += [
             "confusion          predicted+  predicted-",
             f"  actual+          {c.tp:>10}  {c.fn:>10}",
             f"  actual-          {c.fp:>10}  {c.tn:>10}",

@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from stream.scoring.bootstrap import Interval
+
 
 class Confusion(BaseModel):
     tp: int
@@ -26,6 +28,9 @@ class Metrics(BaseModel):
     auroc: float | None  # undefined when only one class is present
     auprc: float | None
     confusion: Confusion
+    # 95% stratified-bootstrap intervals of precision, recall and AUPRC (stream.scoring.bootstrap),
+    # where whoever computed the metrics asked for them.
+    intervals: dict[str, Interval] | None = None
 
 
 def _as_arrays(
