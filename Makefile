@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 .DEFAULT_GOAL := help
 .PHONY: help install lint format typecheck test test-unit test-integration demo data train evaluate schemas broker serve bench bench-gpu install-openvino bench-ad clean
 .PHONY: browser embedder incident-quality
-.PHONY: feed feed-server bench-feed bench-heads bench-unused
+.PHONY: feed feed-server bench-feed bench-heads bench-unused bench-margins
 FEEDS ?= feeds.txt
 
 help: ## list the targets
@@ -74,6 +74,9 @@ bench-heads: install ## document heads refitted on $(BUNDLE)'s validation window
 
 bench-unused: install ## $(BUNDLE) on the BBC and Reuters articles no split uses that name violence: alerts and top titles to read (JSON)
 	$(PY) -m training.bench.unused --bundle $(BUNDLE) --data data --datasets $(DATA_DIR) --out runs/unused/result.json $(ARGS)
+
+bench-margins: install ## $(BUNDLE)'s held-out figures with 95% intervals and its paired margin over TF-IDF, without retraining (JSON)
+	$(PY) -m training.bench.margins --bundle $(BUNDLE) --data data/terrorism --out runs/margins/result.json $(ARGS)
 
 evaluate: install ## evaluate $(BUNDLE) on the test split
 	$(VENV)/bin/wirewatch evaluate --bundle $(BUNDLE) --data data/terrorism/test.jsonl

@@ -77,6 +77,16 @@ def test_bundle_has_every_file_hashed_and_a_complete_manifest(bundle_dir: Path) 
     assert "| test | description prior |" in report
     assert "pr_curve.png" in report
     assert "AG News World" in report
+    # Every held-out row carries 95% intervals, and the model's paired margin over TF-IDF.
+    for data in ("test", "stream"):
+        model = m.metrics[data]["model"]
+        assert model.intervals is not None
+        for name, value in (("precision", model.precision), ("recall", model.recall), ("auprc", model.auprc)):
+            assert model.intervals[name].low <= value <= model.intervals[name].high
+        margin = m.extra_metrics["margins"][data]["baseline"]["auprc"]
+        assert margin["low"] <= margin["difference"] <= margin["high"]
+    assert "### How sure these figures are" in report
+    assert "| test | " in report.split("### How sure these figures are")[1]
     # Where the int8 gate's fp32 validation scores came from is on record.
     assert "fp32: reusing training's validation scores" in report
     # Lead first wherever the head reads more than one window: a calm lead's bound, under the threshold.
@@ -119,6 +129,11 @@ def test_evaluate_cli_reproduces_the_manifest_without_torch(bundle_dir: Path, sa
     assert printed["labeled"]["confusion"] == expected.confusion.model_dump()
     assert printed["labeled"]["auroc"] == pytest.approx(expected.auroc)
     assert printed["labeled"]["auprc"] == pytest.approx(expected.auprc)
+    # Same labels, same scores, same seed: the same resamples as the report's.
+    assert expected.intervals is not None
+    for name, interval in expected.intervals.items():
+        assert printed["labeled"]["intervals"][name]["low"] == pytest.approx(interval.low)
+        assert printed["labeled"]["intervals"][name]["high"] == pytest.approx(interval.high)
 
 
 def test_evaluate_human_output_and_unlabeled_summary(bundle_dir: Path, sample_data: Path) -> None:
@@ -128,6 +143,7 @@ def test_evaluate_human_output_and_unlabeled_summary(bundle_dir: Path, sample_da
     assert result.returncode == 0, result.stderr
     assert "AUROC" in result.stdout
     assert "confusion" in result.stdout
+    assert "95% intervals (stratified bootstrap): precision " in result.stdout
     assert "unlabeled articles 12" in result.stdout
 
 
@@ -243,3 +259,25 @@ def test_static_int8_ships_or_says_why_dynamic_replaced_it(
     else:
         assert m.precision_reason.startswith("static int8 refused")
     assert {"model fp32", "model int8"} == set(m.metrics["validation (threshold)"])
+
+
+def test_margins_bench_reproduces_the_report_of_a_bundle(
+    tiny_bundle: Path, sample_data: Path, tmp_path: Path
+) -> None:
+    from training.bench import margins
+
+    out = tmp_path / "margins.json"
+    assert margins.main(["--bundle", str(tiny_bundle), "--data", str(sample_data), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {"test", "stream"} <= set(rows)
+    manifest = load_bundle(tiny_bundle).manifest
+    for data, row in rows.items():
+        # The baseline fitted again and the scores through ONNX Runtime are the report's own.
+        assert row["reproduces_manifest"], data
+        for system in ("model", "baseline"):
+            for figure in row[system].values():
+                assert figure["low"] <= figure["value"] <= figure["high"]
+        shipped = manifest.extra_metrics["margins"][data]["baseline"]
+        assert row["model_minus_baseline"]["auprc"]["difference"] == pytest.approx(
+            shipped["auprc"]["difference"], abs=1e-4
+        )

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.scoring.articles import Article
+from stream.scoring.bootstrap import Margin, intervals
 from stream.scoring.evaluate import Evaluation, Scored, score_articles, summarize
 from stream.scoring.metrics import Metrics, at_threshold
 from stream.scoring.scorer import Scorer
@@ -47,6 +48,8 @@ class Assessment:
     histogram: dict[str, Scores] = field(default_factory=dict)
     histogram_title: str = ""
     unlabeled: Evaluation | None = None
+    # margins[data][other system][figure]: the model minus that system on the same resamples.
+    margins: dict[str, dict[str, dict[str, Margin]]] = field(default_factory=dict)
 
 
 def domains_of(articles: list[Article]) -> npt.NDArray[np.str_]:
@@ -61,6 +64,11 @@ def _evaluate(
     thresholds: Mapping[str, float],
 ) -> None:
     result.metrics[name] = {s: at_threshold(labels, scores[s], thresholds[s]) for s in scores}
+    if len(set(labels.tolist())) == 2:
+        systems = {s: (scores[s], thresholds[s]) for s in scores}
+        bounds, result.margins[name] = intervals(labels, systems, reference=MODEL)
+        for s, m in result.metrics[name].items():
+            m.intervals = bounds[s]
     result.curves[name] = {s: (labels, scores[s]) for s in scores}
 
 

@@ -324,6 +324,10 @@ class _Build:
                 "alert_rate": result.unlabeled.unlabeled_alert_rate,
                 "top": [t.model_dump() for t in result.unlabeled.top_unlabeled],
             }
+        manifest.extra_metrics["margins"] = {
+            data: {other: {f: m.model_dump() for f, m in by.items()} for other, by in by_system.items()}
+            for data, by_system in result.margins.items()
+        }
         manifest.extra_metrics["export_max_abs_diff"] = max_diff
         manifest.training = {
             **{k: v for k, v in asdict(options.train).items() if v is not None},
