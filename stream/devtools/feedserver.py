@@ -44,6 +44,9 @@ class FeedServer:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        # time.monotonic() of each request as it arrived, beside `requests`: a test that reads the
+        # requests later cannot tell from its own clock how far apart they came.
+        self.arrivals: list[float] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         server = self
@@ -92,6 +95,7 @@ class FeedServer:
             n = self.hits.get(path, 0)
             self.hits[path] = n + 1
             self.requests.append((path, headers))
+            self.arrivals.append(time.monotonic())
             route = self.routes.get(path)
         if route is None:
             return Reply(404, b"not found\n", "text/plain")
