@@ -39,6 +39,16 @@ def test_detection_per_domain_at_the_threshold() -> None:
     }
     out = detection(feed, scores, 0.5)
     assert out["labelled_unscored"] == 1
+    # 95% bootstrap intervals where a domain has both classes; only their bounds are checked here.
+    intervals = {
+        name: {k: out[name].pop(k) for k in ("precision_95", "recall_95")}
+        for name in ("modern", "muc", "labelled")
+    }
+    for name, figures in intervals.items():
+        for figure, (low, high) in figures.items():
+            assert 0.0 <= low <= out[name][figure.removesuffix("_95")] <= high <= 1.0
+    # One report and one other article: every resample draws the same two, so no doubt is left.
+    assert intervals["muc"] == {"precision_95": [1.0, 1.0], "recall_95": [1.0, 1.0]}
     assert out["modern"] == {"n": 4, "positives": 2, "alerts": 2, "precision": 0.5, "recall": 0.5, "f1": 0.5}
     assert out["muc"] == {"n": 2, "positives": 1, "alerts": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0}
     assert out["long"] == {"n": 1, "positives": 0, "alerts": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
