@@ -47,7 +47,7 @@ from confluent_kafka.cimpl import NewTopic
 from bench import naive
 from stream.devtools.broker import EmbeddedBroker, free_port
 from stream.kafka.records import Incoming, Output
-from stream.scoring.bootstrap import intervals
+from stream.scoring.bootstrap import intervals_of
 from stream.scoring.bundle import load_bundle
 from stream.scoring.metrics import at_threshold
 from stream.scoring.providers import cpu_flags
@@ -214,13 +214,11 @@ def detection(feed: list[tuple[str, bytes]], scores: dict[str, float], threshold
             "recall": round(m.recall, 4),
             "f1": round(m.f1, 4),
         }
-        if 0 < m.positives < m.n:  # a bucket of 21 reports is far less sure than its 4 decimals
-            bounds, _ = intervals(labels, {"model": (values, threshold)})
+        # A bucket of 21 reports is far less sure than its 4 decimals.
+        bounds = intervals_of(labels, values, threshold)
+        if bounds is not None:
             for figure in ("precision", "recall"):
-                out[name][f"{figure}_95"] = [
-                    round(bounds["model"][figure].low, 4),
-                    round(bounds["model"][figure].high, 4),
-                ]
+                out[name][f"{figure}_95"] = [round(bounds[figure].low, 4), round(bounds[figure].high, 4)]
     return out
 
 

@@ -124,3 +124,13 @@ def intervals(
                     ahead=float((diff > 0).mean()),
                 )
     return bounds, margins
+
+
+def intervals_of(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float
+) -> dict[str, Interval] | None:
+    """One system's intervals, or None where the labels hold one class only (nothing to resample)."""
+    y = np.asarray(labels, dtype=np.int64)
+    if len(set(y.tolist())) != 2:
+        return None
+    return intervals(y, {"model": (scores, threshold)})[0]["model"]

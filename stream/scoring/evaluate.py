@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from stream.scoring.articles import Article
-from stream.scoring.bootstrap import intervals
+from stream.scoring.bootstrap import intervals_of
 from stream.scoring.metrics import Metrics, at_threshold
 from stream.scoring.scorer import Scorer
 from stream.scoring.text import article_text, clean
@@ -69,9 +69,8 @@ def summarize(scored: Scored, threshold: float, top: int = 10) -> Evaluation:
     metrics = (
         at_threshold(labels[has_label], scored.scores[has_label], threshold) if has_label.any() else None
     )
-    if metrics is not None and 0 < metrics.positives < metrics.n:
-        bounds, _ = intervals(labels[has_label], {"model": (scored.scores[has_label], threshold)})
-        metrics.intervals = bounds["model"]
+    if metrics is not None:
+        metrics.intervals = intervals_of(labels[has_label], scored.scores[has_label], threshold)
     unlabeled = np.flatnonzero(~has_label)
     alerts = int((scored.scores[unlabeled] >= threshold).sum())
     best = unlabeled[np.argsort(-scored.scores[unlabeled], kind="stable")[:top]]

@@ -22,6 +22,7 @@ import numpy as np
 
 from stream.errors import WirewatchError
 from stream.scoring.articles import read_articles
+from stream.scoring.bootstrap import FIGURES
 from stream.scoring.bundle import load_bundle
 from stream.scoring.evaluate import score_articles
 from stream.scoring.metrics import Metrics
@@ -29,10 +30,8 @@ from stream.scoring.scorer import Scorer
 from training.bench import print_result
 from training.classifier.assess import MODEL, TFIDF, Systems, assess, domains_of
 from training.classifier.baseline import fit_baseline
-from training.classifier.pipeline import load_split
+from training.classifier.pipeline import TrainOptions, load_split
 from training.finetune import TrainConfig
-
-FIGURES = ("precision", "recall", "auprc")
 
 
 def _figures(m: Metrics) -> dict[str, Any]:
@@ -75,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--threshold-domain",
-        default="modern,long",
+        default=TrainOptions.threshold_domain,
         help="validation domains the baseline's threshold is chosen on, as `wirewatch train` does",
     )
     parser.add_argument("--out", type=Path, help="also write the JSON here")
